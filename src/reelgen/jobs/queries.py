@@ -1,0 +1,162 @@
+"""All SQL the job stores run, one comment per query. Placeholders are `?`; the Postgres store rewrites
+them to `%s`. Each UPDATE names the status it expects: that compare-and-set is what enforces the
+transitions of reelgen/domain/jobs.py under concurrency, and the (id, attempt) match is the fencing token.
+"""
+
+JOB_COLUMNS = (
+    "id, owner, status, model, params, progress, step, total_steps, attempt, max_attempts, priority, "
+    "created_at, started_at, finished_at, lease_expires_at, not_before, worker_id, cancel_requested, "
+    "error_code, error_message, artifact, idempotency_key, remixed_from"
+)
+
+# Enqueue a job (status queued). A concurrent create with the same idempotency key inserts nothing.
+INSERT_JOB = f"""
+INSERT INTO jobs ({JOB_COLUMNS})
+VALUES (?, ?, 'queued', ?, ?, 0, 0, 0, 0, ?, ?, ?, NULL, NULL, NULL, NULL, NULL, FALSE, NULL, NULL, NULL, ?, ?)
+ON CONFLICT (owner, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
+"""
+
+# Idempotent create: the job this owner already made with this key.
+SELECT_BY_IDEMPOTENCY = f"SELECT {JOB_COLUMNS} FROM jobs WHERE owner = ? AND idempotency_key = ?"
+
+SELECT_JOB = f"SELECT {JOB_COLUMNS} FROM jobs WHERE id = ?"
+
+# Keyset pagination over one owner's jobs, newest first (or oldest first); the cursor is a job id.
+LIST_DESC = f"""
+SELECT {JOB_COLUMNS} FROM jobs WHERE owner = ?
+  AND (CAST(? AS TEXT) IS NULL OR (created_at, id) < (SELECT created_at, id FROM jobs WHERE id = ?))
+ORDER BY created_at DESC, id DESC LIMIT ?
+"""
+LIST_ASC = f"""
+SELECT {JOB_COLUMNS} FROM jobs WHERE owner = ?
+  AND (CAST(? AS TEXT) IS NULL OR (created_at, id) > (SELECT created_at, id FROM jobs WHERE id = ?))
+ORDER BY created_at ASC, id ASC LIMIT ?
+"""
+
+# Cancel a queued job at once.
+CANCEL_QUEUED = """
+UPDATE jobs SET status = 'cancelled', finished_at = ?, cancel_requested = TRUE
+WHERE id = ? AND status = 'queued'
+"""
+
+# Ask a running job to stop; its worker sees the flag at its next step and calls MARK_CANCELLED.
+REQUEST_CANCEL = "UPDATE jobs SET cancel_requested = TRUE WHERE id = ? AND status = 'in_progress'"
+
+DELETE_JOB = "DELETE FROM jobs WHERE id = ? AND status IN ('completed', 'failed', 'cancelled')"
+DELETE_EVENTS = "DELETE FROM job_events WHERE job_id = ?"
+
+# Jobs whose worker went silent: requeue them while attempts remain (the next claim bumps the attempt) ...
+REQUEUE_EXPIRED = """
+UPDATE jobs SET status = 'queued', worker_id = NULL, lease_expires_at = NULL, not_before = ?,
+       progress = 0, step = 0, error_code = 'worker_lost',
+       error_message = 'the worker stopped heartbeating; the job was requeued'
+WHERE id = ? AND status = 'in_progress' AND attempt = ?
+"""
+# ... or fail them for good when none remain.
+FAIL_EXPIRED = """
+UPDATE jobs SET status = 'failed', worker_id = NULL, lease_expires_at = NULL, finished_at = ?,
+       error_code = 'worker_lost', error_message = ?
+WHERE id = ? AND status = 'in_progress' AND attempt = ?
+"""
+SELECT_EXPIRED = """
+SELECT id, attempt, max_attempts FROM jobs
+WHERE status = 'in_progress' AND lease_expires_at < ?
+"""
+
+# Take a specific queued job (SQLite: inside BEGIN IMMEDIATE, after choosing it with SELECT_NEXT_QUEUED).
+CLAIM_JOB = f"""
+UPDATE jobs SET status = 'in_progress', attempt = attempt + 1, worker_id = ?, lease_expires_at = ?,
+       started_at = ?, progress = 0, step = 0, total_steps = 0, error_code = NULL, error_message = NULL
+WHERE id = ? AND status = 'queued'
+RETURNING {JOB_COLUMNS}
+"""
+
+# The next runnable job: FIFO within priority, skipping jobs in retry backoff. `{models}` is either
+# empty or "AND model IN (...)" for workers that serve some models only.
+SELECT_NEXT_QUEUED = """
+SELECT id FROM jobs
+WHERE status = 'queued' AND (not_before IS NULL OR not_before <= ?) {models}
+ORDER BY priority DESC, created_at, id
+LIMIT 1
+"""
+
+# Postgres: choose and lock the next runnable job in one statement; concurrent workers skip locked rows.
+PG_CLAIM_NEXT = f"""
+UPDATE jobs SET status = 'in_progress', attempt = attempt + 1, worker_id = %s, lease_expires_at = %s,
+       started_at = %s, progress = 0, step = 0, total_steps = 0, error_code = NULL, error_message = NULL
+WHERE id = (
+    SELECT id FROM jobs
+    WHERE status = 'queued' AND (not_before IS NULL OR not_before <= %s) {{models}}
+    ORDER BY priority DESC, created_at, id
+    LIMIT 1
+    FOR UPDATE SKIP LOCKED
+)
+RETURNING {JOB_COLUMNS}
+"""
+
+# Fenced lease renewal; returns the cancel flag.
+HEARTBEAT = """
+UPDATE jobs SET lease_expires_at = ?
+WHERE id = ? AND attempt = ? AND status = 'in_progress'
+RETURNING cancel_requested
+"""
+
+# Fenced progress report (also renews the lease).
+PROGRESS = """
+UPDATE jobs SET progress = ?, step = ?, total_steps = ?, lease_expires_at = ?
+WHERE id = ? AND attempt = ? AND status = 'in_progress'
+RETURNING cancel_requested
+"""
+
+# Fenced completion: only the current attempt of a running job can complete it, exactly once.
+COMPLETE = f"""
+UPDATE jobs SET status = 'completed', progress = 100, finished_at = ?, lease_expires_at = NULL,
+       artifact = ?, error_code = NULL, error_message = NULL
+WHERE id = ? AND attempt = ? AND status = 'in_progress'
+RETURNING {JOB_COLUMNS}
+"""
+
+# Fenced retry after an engine error: back to the queue, claimable after the backoff.
+RETRY = f"""
+UPDATE jobs SET status = 'queued', worker_id = NULL, lease_expires_at = NULL, not_before = ?,
+       progress = 0, step = 0, error_code = ?, error_message = ?
+WHERE id = ? AND attempt = ? AND status = 'in_progress'
+RETURNING {JOB_COLUMNS}
+"""
+
+# Fenced final failure.
+FAIL = f"""
+UPDATE jobs SET status = 'failed', worker_id = NULL, lease_expires_at = NULL, finished_at = ?,
+       error_code = ?, error_message = ?
+WHERE id = ? AND attempt = ? AND status = 'in_progress'
+RETURNING {JOB_COLUMNS}
+"""
+
+# Fenced stop after a cancel request.
+MARK_CANCELLED = f"""
+UPDATE jobs SET status = 'cancelled', worker_id = NULL, lease_expires_at = NULL, finished_at = ?
+WHERE id = ? AND attempt = ? AND status = 'in_progress'
+RETURNING {JOB_COLUMNS}
+"""
+
+INSERT_EVENT = "INSERT INTO job_events (job_id, kind, data, created_at) VALUES (?, ?, ?, ?)"
+SELECT_EVENTS = """
+SELECT seq, job_id, kind, data, created_at FROM job_events
+WHERE job_id = ? AND seq > ? ORDER BY seq LIMIT ?
+"""
+
+# 1-based place in line among claimable jobs, in claim order.
+QUEUE_POSITION = """
+SELECT COUNT(*) AS ahead FROM jobs q, jobs me
+WHERE me.id = ? AND me.status = 'queued' AND q.status = 'queued'
+  AND (q.priority > me.priority OR (q.priority = me.priority AND (q.created_at, q.id) <= (me.created_at, me.id)))
+"""
+
+# Earliest moment something may become claimable without a new create (backoff end or lease expiry).
+NEXT_WAKEUP = """
+SELECT MIN(t) AS t FROM (
+    SELECT MIN(not_before) AS t FROM jobs WHERE status = 'queued' AND not_before IS NOT NULL
+    UNION ALL
+    SELECT MIN(lease_expires_at) AS t FROM jobs WHERE status = 'in_progress'
+) AS x
+"""

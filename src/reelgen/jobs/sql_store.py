@@ -1,0 +1,293 @@
+"""Shared logic of the SQLite and Postgres job stores; dialects differ only in connections, claiming and wake-up."""
+
+from __future__ import annotations
+
+import json
+import secrets
+import time
+from abc import abstractmethod
+from collections.abc import Sequence
+from contextlib import AbstractContextManager
+from typing import Any, Literal, Protocol
+
+from reelgen.domain.errors import Conflict, NotFound, StaleAttempt
+from reelgen.domain.jobs import Artifact, Claim, Job, JobError, JobEvent, JobStatus
+from reelgen.domain.params import GenerationParams
+from reelgen.jobs import queries as q
+from reelgen.jobs.store import JobStore, Page, Progress, QueuePolicy
+
+# Share of the progress bar given to denoising; the rest is decoding, encoding and storing.
+DENOISE_SHARE = 95
+
+
+class Tx(Protocol):
+    """One open transaction. Rows come back as dicts keyed by column name."""
+
+    def all(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]: ...
+
+    def one(self, sql: str, params: Sequence[Any] = ()) -> dict[str, Any] | None: ...
+
+    def run(self, sql: str, params: Sequence[Any] = ()) -> int: ...
+
+
+def new_job_id() -> str:
+    # Time-ordered prefix keeps ids roughly sortable like OpenAI's; the random tail makes them unguessable.
+    return f"video_{int(time.time() * 1000):012x}{secrets.token_hex(10)}"
+
+
+def row_to_job(row: dict[str, Any]) -> Job:
+    error = JobError(row["error_code"], row["error_message"] or "") if row["error_code"] else None
+    artifact = Artifact.from_dict(json.loads(row["artifact"])) if row["artifact"] else None
+    return Job(
+        id=row["id"],
+        owner=row["owner"],
+        status=JobStatus(row["status"]),
+        params=GenerationParams.from_dict(json.loads(row["params"])),
+        created_at=row["created_at"],
+        progress=row["progress"],
+        step=row["step"],
+        total_steps=row["total_steps"],
+        attempt=row["attempt"],
+        max_attempts=row["max_attempts"],
+        started_at=row["started_at"],
+        finished_at=row["finished_at"],
+        lease_expires_at=row["lease_expires_at"],
+        not_before=row["not_before"],
+        worker_id=row["worker_id"],
+        cancel_requested=bool(row["cancel_requested"]),
+        error=error,
+        artifact=artifact,
+        idempotency_key=row["idempotency_key"],
+        remixed_from=row["remixed_from"],
+    )
+
+
+class SqlJobStore(JobStore):
+    def __init__(self, policy: QueuePolicy) -> None:
+        self.policy = policy
+
+    # --- dialect hooks -------------------------------------------------------------------------------
+    @abstractmethod
+    def _tx(self, *, write: bool = True) -> AbstractContextManager[Tx]:
+        """A transaction; `write` ones take the write lock up front (SQLite BEGIN IMMEDIATE)."""
+
+    @abstractmethod
+    def _claim_next(self, tx: Tx, worker_id: str, models: tuple[str, ...] | None, now: float) -> dict | None:
+        """Choose and claim one queued job inside `tx`; returns its row."""
+
+    @abstractmethod
+    def _notify(self, tx: Tx) -> None:
+        """Wake idle workers (called inside the create transaction, delivered on commit where possible)."""
+
+    def _now(self, tx: Tx) -> float:
+        """Current time for leases and timestamps (Postgres overrides it with the database clock)."""
+        return time.time()
+
+    # --- clients -------------------------------------------------------------------------------------
+    def create(
+        self,
+        owner: str,
+        params: GenerationParams,
+        *,
+        idempotency_key: str | None = None,
+        remixed_from: str | None = None,
+        priority: int = 0,
+    ) -> tuple[Job, bool]:
+        with self._tx() as tx:
+            if idempotency_key is not None:
+                existing = tx.one(q.SELECT_BY_IDEMPOTENCY, (owner, idempotency_key))
+                if existing:
+                    return row_to_job(existing), False
+            job_id = new_job_id()
+            now = self._now(tx)
+            inserted = tx.run(
+                q.INSERT_JOB,
+                (
+                    job_id,
+                    owner,
+                    params.model,
+                    json.dumps(params.to_dict()),
+                    self.policy.max_attempts,
+                    priority,
+                    now,
+                    idempotency_key,
+                    remixed_from,
+                ),
+            )
+            if not inserted:  # lost a race with a concurrent create using the same key
+                existing = tx.one(q.SELECT_BY_IDEMPOTENCY, (owner, idempotency_key))
+                assert existing is not None
+                return row_to_job(existing), False
+            self._event(tx, job_id, "status", {"status": "queued"}, now)
+            self._notify(tx)
+            row = tx.one(q.SELECT_JOB, (job_id,))
+        assert row is not None
+        return row_to_job(row), True
+
+    def get(self, job_id: str) -> Job | None:
+        with self._tx(write=False) as tx:
+            row = tx.one(q.SELECT_JOB, (job_id,))
+        return row_to_job(row) if row else None
+
+    def list(
+        self, owner: str, *, limit: int = 20, after: str | None = None, order: Literal["asc", "desc"] = "desc"
+    ) -> Page:
+        sql = q.LIST_ASC if order == "asc" else q.LIST_DESC
+        with self._tx(write=False) as tx:
+            rows = tx.all(sql, (owner, after, after, limit + 1))
+        jobs = [row_to_job(r) for r in rows[:limit]]
+        return Page(jobs=jobs, has_more=len(rows) > limit)
+
+    def cancel(self, job_id: str) -> Job:
+        with self._tx() as tx:
+            now = self._now(tx)
+            if tx.run(q.CANCEL_QUEUED, (now, job_id)):
+                self._event(tx, job_id, "status", {"status": "cancelled"}, now)
+            elif tx.run(q.REQUEST_CANCEL, (job_id,)):
+                self._event(tx, job_id, "cancel_requested", {}, now)
+            row = tx.one(q.SELECT_JOB, (job_id,))
+        if row is None:
+            raise NotFound(f"no video with id {job_id!r}", param="video_id")
+        return row_to_job(row)
+
+    def delete(self, job_id: str) -> Job | None:
+        with self._tx() as tx:
+            row = tx.one(q.SELECT_JOB, (job_id,))
+            if row is None:
+                return None
+            if not JobStatus(row["status"]).terminal:
+                raise Conflict(f"video {job_id} is {row['status']}; cancel it before deleting")
+            tx.run(q.DELETE_JOB, (job_id,))
+            tx.run(q.DELETE_EVENTS, (job_id,))
+        return row_to_job(row)
+
+    def events(self, job_id: str, after_seq: int = 0, limit: int = 1000) -> list[JobEvent]:
+        with self._tx(write=False) as tx:
+            rows = tx.all(q.SELECT_EVENTS, (job_id, after_seq, limit))
+        return [
+            JobEvent(seq=r["seq"], job_id=r["job_id"], kind=r["kind"], data=json.loads(r["data"]),
+                     created_at=r["created_at"])
+            for r in rows
+        ]
+
+    def queue_position(self, job_id: str) -> int | None:
+        with self._tx(write=False) as tx:
+            row = tx.one(q.QUEUE_POSITION, (job_id,))
+        ahead = int(row["ahead"]) if row else 0
+        return ahead or None
+
+    # --- workers -------------------------------------------------------------------------------------
+    def claim(self, worker_id: str, models: tuple[str, ...] | None = None) -> Claim | None:
+        with self._tx() as tx:
+            now = self._now(tx)
+            self._recover_expired(tx, now)
+            row = self._claim_next(tx, worker_id, models, now)
+            if row is None:
+                return None
+            job = row_to_job(row)
+            self._event(tx, job.id, "status", {"status": "in_progress", "attempt": job.attempt}, now)
+        assert job.lease_expires_at is not None
+        return Claim(job=job, attempt=job.attempt, worker_id=worker_id, lease_expires_at=job.lease_expires_at)
+
+    def heartbeat(self, claim: Claim) -> Progress:
+        with self._tx() as tx:
+            row = tx.one(q.HEARTBEAT, (self._now(tx) + self.policy.lease_seconds, claim.job_id, claim.attempt))
+        if row is None:
+            raise StaleAttempt(f"attempt {claim.attempt} of {claim.job_id} is no longer current")
+        return Progress(cancel_requested=bool(row["cancel_requested"]))
+
+    def report_progress(self, claim: Claim, step: int, total: int, *, preview: str | None = None) -> Progress:
+        percent = min(DENOISE_SHARE, int(DENOISE_SHARE * step / total)) if total else 0
+        with self._tx() as tx:
+            now = self._now(tx)
+            row = tx.one(
+                q.PROGRESS,
+                (percent, step, total, now + self.policy.lease_seconds, claim.job_id, claim.attempt),
+            )
+            if row is None:
+                raise StaleAttempt(f"attempt {claim.attempt} of {claim.job_id} is no longer current")
+            data: dict[str, Any] = {"progress": percent, "step": step, "total_steps": total}
+            if preview:
+                data["preview"] = preview
+            self._event(tx, claim.job_id, "progress", data, now)
+        return Progress(cancel_requested=bool(row["cancel_requested"]))
+
+    def complete(self, claim: Claim, artifact: Artifact) -> Job:
+        with self._tx() as tx:
+            now = self._now(tx)
+            row = tx.one(q.COMPLETE, (now, json.dumps(artifact.to_dict()), claim.job_id, claim.attempt))
+            if row is None:
+                raise StaleAttempt(f"attempt {claim.attempt} of {claim.job_id} is no longer current")
+            self._event(tx, claim.job_id, "status", {"status": "completed", "attempt": claim.attempt}, now)
+        return row_to_job(row)
+
+    def fail(self, claim: Claim, error: JobError, *, retryable: bool) -> Job:
+        with self._tx() as tx:
+            now = self._now(tx)
+            if retryable and claim.attempt < claim.job.max_attempts:
+                not_before = now + self.policy.backoff(claim.attempt)
+                row = tx.one(q.RETRY, (not_before, error.code, error.message, claim.job_id, claim.attempt))
+                data = {"status": "queued", "attempt": claim.attempt, "retry_at": not_before, "error": error.message}
+            else:
+                message = error.message
+                if retryable:
+                    message = f"failed after {claim.attempt} attempts: {error.message}"
+                row = tx.one(q.FAIL, (now, error.code, message, claim.job_id, claim.attempt))
+                data = {"status": "failed", "attempt": claim.attempt, "error": message}
+            if row is None:
+                raise StaleAttempt(f"attempt {claim.attempt} of {claim.job_id} is no longer current")
+            self._event(tx, claim.job_id, "status", data, now)
+            if data["status"] == "queued":
+                self._notify(tx)
+        return row_to_job(row)
+
+    def mark_cancelled(self, claim: Claim) -> Job:
+        with self._tx() as tx:
+            now = self._now(tx)
+            row = tx.one(q.MARK_CANCELLED, (now, claim.job_id, claim.attempt))
+            if row is None:
+                raise StaleAttempt(f"attempt {claim.attempt} of {claim.job_id} is no longer current")
+            self._event(tx, claim.job_id, "status", {"status": "cancelled"}, now)
+        return row_to_job(row)
+
+    def recover_expired(self) -> int:
+        with self._tx() as tx:
+            return self._recover_expired(tx, self._now(tx))
+
+    def next_wakeup(self) -> float | None:
+        with self._tx(write=False) as tx:
+            row = tx.one(q.NEXT_WAKEUP)
+            now = self._now(tx)
+        if not row or row["t"] is None:
+            return None
+        return max(0.0, float(row["t"]) - now)
+
+    # --- internals -----------------------------------------------------------------------------------
+    def _recover_expired(self, tx: Tx, now: float) -> int:
+        count = 0
+        for r in tx.all(q.SELECT_EXPIRED, (now,)):
+            job_id, attempt = r["id"], r["attempt"]
+            if attempt < r["max_attempts"]:
+                retry_at = now + self.policy.backoff(attempt)
+                if tx.run(q.REQUEUE_EXPIRED, (retry_at, job_id, attempt)):
+                    self._event(tx, job_id, "status", {"status": "queued", "attempt": attempt,
+                                                       "reason": "worker_lost", "retry_at": retry_at}, now)
+                    count += 1
+            else:
+                message = (f"the worker running this job stopped responding {attempt} times "
+                           f"(lease {self.policy.lease_seconds:g}s); giving up")
+                if tx.run(q.FAIL_EXPIRED, (now, message, job_id, attempt)):
+                    self._event(tx, job_id, "status", {"status": "failed", "error": message}, now)
+                    count += 1
+        return count
+
+    def _event(self, tx: Tx, job_id: str, kind: str, data: dict[str, Any], now: float) -> None:
+        tx.run(q.INSERT_EVENT, (job_id, kind, json.dumps(data), now))
+
+
+def models_filter(models: tuple[str, ...] | None, placeholder: str) -> tuple[str, list[str]]:
+    """SQL fragment and parameters restricting a claim to some models."""
+    if not models:
+        return "", []
+    return f"AND model IN ({', '.join(placeholder for _ in models)})", list(models)
+
