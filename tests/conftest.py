@@ -16,9 +16,18 @@ POSTGRES_URL = os.environ.get("REELGEN_TEST_POSTGRES_URL")
 REQUIRE_POSTGRES = os.environ.get("REELGEN_REQUIRE_POSTGRES") == "1"
 
 
-def make_params(prompt: str = "a red fox in the snow", model: str = "tiny-random-wan", **kw: object) -> GenerationParams:
+def make_params(
+    prompt: str = "a red fox in the snow", model: str = "tiny-random-wan", **kw: object
+) -> GenerationParams:
     base: dict[str, object] = dict(
-        prompt=prompt, model=model, seconds=0.5, size=Size(64, 64), fps=16, num_frames=9, seed=7, steps=2,
+        prompt=prompt,
+        model=model,
+        seconds=0.5,
+        size=Size(64, 64),
+        fps=16,
+        num_frames=9,
+        seed=7,
+        steps=2,
         guidance_scale=1.0,
     )
     base.update(kw)

@@ -13,8 +13,17 @@ from tests.conftest import make_params
 
 
 def artifact(key: str = "videos/x/1/video.mp4") -> Artifact:
-    return Artifact(video_key=key, thumbnail_key=None, spritesheet_key=None, bytes=10, num_frames=9,
-                    width=64, height=64, fps=16, sha256="0" * 64)
+    return Artifact(
+        video_key=key,
+        thumbnail_key=None,
+        spritesheet_key=None,
+        bytes=10,
+        num_frames=9,
+        width=64,
+        height=64,
+        fps=16,
+        sha256="0" * 64,
+    )
 
 
 def test_create_get_round_trip(store: JobStore, params) -> None:
@@ -82,7 +91,11 @@ def test_progress_completion_and_events(store: JobStore, params) -> None:
     assert done.finished_at is not None
     events = store.events(job.id)
     assert [e.kind for e in events] == ["status", "status", "progress", "status"]
-    assert [e.data.get("status") for e in events if e.kind == "status"] == ["queued", "in_progress", "completed"]
+    assert [e.data.get("status") for e in events if e.kind == "status"] == [
+        "queued",
+        "in_progress",
+        "completed",
+    ]
     assert events[2].data["preview"].startswith("data:image/jpeg")
     assert [e.seq for e in store.events(job.id, after_seq=events[1].seq)] == [e.seq for e in events[2:]]
     with pytest.raises(StaleAttempt):
@@ -139,7 +152,7 @@ def test_expired_leases_requeue_then_fail_after_max_attempts(store_factory, para
 
 def test_retryable_failure_backs_off_then_fails_after_max_attempts(store_factory, params) -> None:
     store = store_factory(max_attempts=2, retry_backoff_seconds=0.3)
-    job, _ = store.create("a", params)
+    store.create("a", params)
     claim = store.claim("w")
     assert claim is not None
     requeued = store.fail(claim, JobError("engine_error", "CUDA exploded"), retryable=True)
@@ -238,9 +251,9 @@ def test_idle_worker_wakes_within_100ms_of_a_create(store_factory, params) -> No
         woke = threading.Event()
         started: list[float] = []
 
-        def wait() -> None:
+        def wait(done: threading.Event = woke) -> None:
             worker_store.wait_for_work(5.0)
-            woke.set()
+            done.set()
 
         t = threading.Thread(target=wait)
         t.start()

@@ -1,11 +1,11 @@
 """Jobs and their lifecycle. The allowed status transitions live here and nowhere else.
 
-    queued ──claim──> in_progress ──> completed
-      │  ^                │  │
-      │  └─lease expired──┘  └──> failed     (engine error after max_attempts, or lease expired too often)
-      │     / retryable error     └──> cancelled  (cancel requested; the worker stops at its next step)
-      └──> cancelled  (cancel while queued: at once)
-      └──> failed     (never claimed within its attempts, e.g. no worker can run the model)
+queued ──claim──> in_progress ──> completed
+  │  ^                │  │
+  │  └─lease expired──┘  └──> failed     (engine error after max_attempts, or lease expired too often)
+  │     / retryable error     └──> cancelled  (cancel requested; the worker stops at its next step)
+  └──> cancelled  (cancel while queued: at once)
+  └──> failed     (never claimed within its attempts, e.g. no worker can run the model)
 """
 
 from __future__ import annotations
@@ -34,9 +34,7 @@ TERMINAL = frozenset({JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED
 
 TRANSITIONS: dict[JobStatus, frozenset[JobStatus]] = {
     JobStatus.QUEUED: frozenset({JobStatus.IN_PROGRESS, JobStatus.CANCELLED, JobStatus.FAILED}),
-    JobStatus.IN_PROGRESS: frozenset(
-        {JobStatus.QUEUED, JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED}
-    ),
+    JobStatus.IN_PROGRESS: frozenset({JobStatus.QUEUED, JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED}),
     JobStatus.COMPLETED: frozenset(),
     JobStatus.FAILED: frozenset(),
     JobStatus.CANCELLED: frozenset(),

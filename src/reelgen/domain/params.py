@@ -84,7 +84,9 @@ def validate_params(
     secs = _number(seconds, spec.default_seconds, "seconds")
     max_secs = min(spec.max_seconds, limits.max_seconds)
     if not (0 < secs <= max_secs):
-        raise InvalidParams(f"seconds must be greater than 0 and at most {max_secs:g} for model {spec.id}", param="seconds")
+        raise InvalidParams(
+            f"seconds must be greater than 0 and at most {max_secs:g} for model {spec.id}", param="seconds"
+        )
 
     if size is None:
         sz = spec.default_size
@@ -97,7 +99,9 @@ def validate_params(
             raise InvalidParams(str(e), param="size") from None
     if sz not in spec.sizes:
         supported = ", ".join(str(s) for s in spec.sizes)
-        raise InvalidParams(f"size {sz} is not supported by model {spec.id}; supported sizes: {supported}", param="size")
+        raise InvalidParams(
+            f"size {sz} is not supported by model {spec.id}; supported sizes: {supported}", param="size"
+        )
 
     frame_rate = int(_number(fps, spec.fps, "fps"))
     if not (1 <= frame_rate <= 60):

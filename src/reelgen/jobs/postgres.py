@@ -80,7 +80,7 @@ class PostgresJobStore(SqlJobStore):
 
     def _migrate(self) -> None:
         with self._tx() as tx:
-            tx.run("SELECT pg_advisory_xact_lock(%s)" % MIGRATION_LOCK_KEY)
+            tx.run(f"SELECT pg_advisory_xact_lock({MIGRATION_LOCK_KEY})")
             tx.run(CREATE_TABLE)
             done = {r["version"] for r in tx.all("SELECT version FROM schema_migrations")}
             for version, name, sql in migration_files("postgres"):

@@ -165,8 +165,13 @@ class SqlJobStore(JobStore):
         with self._tx(write=False) as tx:
             rows = tx.all(q.SELECT_EVENTS, (job_id, after_seq, limit))
         return [
-            JobEvent(seq=r["seq"], job_id=r["job_id"], kind=r["kind"], data=json.loads(r["data"]),
-                     created_at=r["created_at"])
+            JobEvent(
+                seq=r["seq"],
+                job_id=r["job_id"],
+                kind=r["kind"],
+                data=json.loads(r["data"]),
+                created_at=r["created_at"],
+            )
             for r in rows
         ]
 
@@ -227,7 +232,12 @@ class SqlJobStore(JobStore):
             if retryable and claim.attempt < claim.job.max_attempts:
                 not_before = now + self.policy.backoff(claim.attempt)
                 row = tx.one(q.RETRY, (not_before, error.code, error.message, claim.job_id, claim.attempt))
-                data = {"status": "queued", "attempt": claim.attempt, "retry_at": not_before, "error": error.message}
+                data = {
+                    "status": "queued",
+                    "attempt": claim.attempt,
+                    "retry_at": not_before,
+                    "error": error.message,
+                }
             else:
                 message = error.message
                 if retryable:
@@ -270,12 +280,24 @@ class SqlJobStore(JobStore):
             if attempt < r["max_attempts"]:
                 retry_at = now + self.policy.backoff(attempt)
                 if tx.run(q.REQUEUE_EXPIRED, (retry_at, job_id, attempt)):
-                    self._event(tx, job_id, "status", {"status": "queued", "attempt": attempt,
-                                                       "reason": "worker_lost", "retry_at": retry_at}, now)
+                    self._event(
+                        tx,
+                        job_id,
+                        "status",
+                        {
+                            "status": "queued",
+                            "attempt": attempt,
+                            "reason": "worker_lost",
+                            "retry_at": retry_at,
+                        },
+                        now,
+                    )
                     count += 1
             else:
-                message = (f"the worker running this job stopped responding {attempt} times "
-                           f"(lease {self.policy.lease_seconds:g}s); giving up")
+                message = (
+                    f"the worker running this job stopped responding {attempt} times "
+                    f"(lease {self.policy.lease_seconds:g}s); giving up"
+                )
                 if tx.run(q.FAIL_EXPIRED, (now, message, job_id, attempt)):
                     self._event(tx, job_id, "status", {"status": "failed", "error": message}, now)
                     count += 1
@@ -290,4 +312,3 @@ def models_filter(models: tuple[str, ...] | None, placeholder: str) -> tuple[str
     if not models:
         return "", []
     return f"AND model IN ({', '.join(placeholder for _ in models)})", list(models)
-

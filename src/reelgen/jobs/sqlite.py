@@ -3,6 +3,7 @@ read-then-update is atomic across worker processes on this host), synchronous=FU
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 import threading
 import time
@@ -115,9 +116,7 @@ class SqliteJobStore(SqlJobStore):
         self._wakeup.close()
         with self._conns_lock:
             for conn in self._conns:
-                try:
+                with contextlib.suppress(sqlite3.ProgrammingError):
                     conn.close()
-                except sqlite3.ProgrammingError:
-                    pass
             self._conns.clear()
         self._local = threading.local()

@@ -1,0 +1,1 @@
+"""The HTTP API (OpenAI Videos compatible). Never imports torch."""

@@ -1,0 +1,172 @@
+"""`reelgen serve | worker | generate | models`."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+import tempfile
+import threading
+from pathlib import Path
+
+from reelgen.domain.errors import ReelgenError
+from reelgen.settings import Settings
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="reelgen", description="Self-hosted text-to-video service.")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log debug output")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("generate", help="make one video in this process and write it to a file")
+    p.add_argument("prompt")
+    p.add_argument("-o", "--output", type=Path, default=Path("out.mp4"), help="where to write the mp4")
+    p.add_argument("--model", help="model id (default: REELGEN_DEFAULT_MODEL)")
+    p.add_argument("--seconds", type=float)
+    p.add_argument("--size", help="WIDTHxHEIGHT, e.g. 832x480")
+    p.add_argument("--seed", type=int)
+    p.add_argument("--steps", type=int)
+    p.add_argument("--fps", type=int)
+    p.add_argument("--guidance-scale", type=float)
+    p.add_argument("--negative-prompt")
+
+    p = sub.add_parser("worker", help="run a worker on REELGEN_DATABASE_URL / REELGEN_STORAGE_URL")
+    p.add_argument("--models", help="comma-separated model ids this worker accepts (default: all)")
+    p.add_argument("--threads", type=int, default=1, help="worker threads in this process")
+
+    sub.add_parser("models", help="list models and whether each can run here")
+
+    p = sub.add_parser("serve", help="start the API and studio with embedded workers")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8000)
+    group = p.add_mutually_exclusive_group()
+    group.add_argument("--workers", type=int, default=1, help="embedded worker threads (default 1)")
+    group.add_argument("--no-worker", action="store_true", help="serve only; run `reelgen worker` elsewhere")
+
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        return {"generate": cmd_generate, "worker": cmd_worker, "models": cmd_models, "serve": cmd_serve}[args.command](
+            args
+        )
+    except ReelgenError as e:
+        field = f" ({e.param})" if e.param else ""
+        print(f"error{field}: {e.message}", file=sys.stderr)
+        return 2
+
+
+def cmd_generate(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from reelgen.domain.jobs import JobStatus
+    from reelgen.domain.params import validate_params
+    from reelgen.engines.registry import get_spec
+    from reelgen.runtime import build_worker, open_artifacts_from, open_job_store_from
+
+    base = Settings()
+    spec = get_spec(args.model or base.default_model)
+    params = validate_params(
+        spec,
+        base.limits,
+        prompt=args.prompt,
+        seconds=args.seconds,
+        size=args.size,
+        fps=args.fps,
+        seed=args.seed,
+        steps=args.steps,
+        guidance_scale=args.guidance_scale,
+        negative_prompt=args.negative_prompt,
+    )
+    # A private, throwaway queue: the job runs through the same store -> worker -> storage path as in the
+    # service, but no running server's workers can pick it up.
+    with tempfile.TemporaryDirectory(prefix="reelgen-generate-") as home:
+        settings = base.model_copy(update={"home": Path(home), "database_url": None, "storage_url": None})
+        store, artifacts = open_job_store_from(settings), open_artifacts_from(settings)
+        bar = tqdm(total=params.steps * params.n, unit="step", desc=spec.id, file=sys.stderr)
+
+        def on_step(done: int, total: int) -> None:
+            bar.total = total
+            bar.update(done - bar.n)
+
+        try:
+            job, _ = store.create("local", params)
+            worker = build_worker(settings, store, artifacts, on_step=on_step)
+            worker.run_once()
+            bar.close()
+            job = store.get(job.id) or job
+            if job.status is not JobStatus.COMPLETED or job.artifact is None:
+                print(
+                    f"generation {job.status.value}: {job.error.message if job.error else ''}",
+                    file=sys.stderr,
+                )
+                return 1
+            args.output.parent.mkdir(parents=True, exist_ok=True)
+            with open(args.output, "wb") as out:
+                for chunk in artifacts.read_range(job.artifact.video_key):
+                    out.write(chunk)
+        finally:
+            store.close()
+    print(args.output)
+    return 0
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    from reelgen.runtime import build_worker, open_artifacts_from, open_job_store_from
+
+    settings = Settings()
+    if args.models:
+        settings = settings.model_copy(update={"worker_models": args.models})
+    stop = threading.Event()
+    _stop_on_signals(stop)
+    store, artifacts = open_job_store_from(settings), open_artifacts_from(settings)
+    threads = []
+    for i in range(max(args.threads, 1)):
+        # Each thread has its own store connection (thread-local) and its own engine cache.
+        worker = build_worker(settings, store if i == 0 else open_job_store_from(settings), artifacts)
+        t = threading.Thread(target=worker.run_forever, args=(stop,), name=f"worker-{i}")
+        t.start()
+        threads.append(t)
+    logging.getLogger("reelgen.worker").info(
+        "worker started: %d thread(s) on %s", len(threads), settings.resolved_database_url.split("@")[-1]
+    )
+    for t in threads:
+        t.join()
+    store.close()
+    return 0
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    from reelgen.engines.registry import availability, list_specs
+
+    rows = [("MODEL", "FAMILY", "SIZES", "STATUS")]
+    for spec in list_specs():
+        avail = availability(spec.id)
+        sizes = ", ".join(str(s) for s in spec.sizes[:4]) + (" …" if len(spec.sizes) > 4 else "")
+        rows.append((spec.id, spec.family, sizes, "ready" if avail.runnable else avail.reason))
+    widths = [max(len(r[i]) for r in rows) for i in range(3)]
+    for r in rows:
+        print("  ".join(c.ljust(w) for c, w in zip(r[:3], widths, strict=True)) + "  " + r[3])
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from reelgen.server import serve
+
+    settings = Settings()
+    return serve(settings, host=args.host, port=args.port, workers=0 if args.no_worker else args.workers)
+
+
+def _stop_on_signals(stop: threading.Event) -> None:
+    def handler(signum: int, frame: object) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, handler)
+    signal.signal(signal.SIGINT, handler)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""The claim -> run -> store -> finish loop, GPU memory policy and model residency."""

@@ -1,0 +1,168 @@
+"""Faults with real processes: `reelgen worker` killed with -9 mid-job, restarts with jobs queued, and
+cross-process wake-up latency. Runs on SQLite and Postgres."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from reelgen.engines.registry import get_spec
+from reelgen.media.probe import probe
+
+from reelgen.domain import JobStatus
+from reelgen.domain.params import validate_params
+from reelgen.jobs import JobStore, QueuePolicy, open_job_store
+from reelgen.settings import Settings
+from reelgen.storage.local import LocalArtifactStore
+
+LEASE = 2.0
+
+
+@pytest.fixture
+def env(tmp_path: Path, database_url: str) -> dict[str, str]:
+    e = {k: v for k, v in os.environ.items() if not k.startswith("REELGEN_")}
+    e.update(
+        REELGEN_HOME=str(tmp_path / "home"),
+        REELGEN_DATABASE_URL=database_url,
+        REELGEN_STORAGE_URL=str(tmp_path / "videos"),
+        REELGEN_JOB_LEASE_SECONDS=str(LEASE),
+        REELGEN_HEARTBEAT_SECONDS="0.3",
+        REELGEN_RETRY_BACKOFF_SECONDS="0.1",
+        PYTHONUNBUFFERED="1",
+    )
+    return e
+
+
+@pytest.fixture
+def client_store(database_url: str) -> Iterator[JobStore]:
+    s = open_job_store(database_url, QueuePolicy(lease_seconds=LEASE))
+    yield s
+    s.close()
+
+
+class Workers:
+    def __init__(self, env: dict[str, str], log_dir: Path) -> None:
+        self.env, self.log_dir, self.procs = env, log_dir, []  # type: ignore[var-annotated]
+
+    def start(self) -> subprocess.Popen:
+        log = open(self.log_dir / f"worker-{len(self.procs)}.log", "wb")  # noqa: SIM115
+        p = subprocess.Popen(
+            [sys.executable, "-m", "reelgen.cli", "worker"],
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        self.procs.append(p)
+        return p
+
+    def stop_all(self) -> None:
+        for p in self.procs:
+            if p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+        for p in self.procs:
+            try:
+                p.wait(30)
+            except subprocess.TimeoutExpired:
+                p.kill()
+
+
+@pytest.fixture
+def workers(env: dict[str, str], tmp_path: Path) -> Iterator[Workers]:
+    w = Workers(env, tmp_path)
+    yield w
+    w.stop_all()
+
+
+def tiny(steps: int, seed: int = 1, size: str = "128x128"):
+    return validate_params(
+        get_spec("tiny-random-wan"),
+        Settings().limits,
+        prompt="a red fox in the snow",
+        size=size,
+        steps=steps,
+        seed=seed,
+    )
+
+
+def wait_for(predicate, timeout: float, what: str):  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.02)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+@pytest.mark.slow
+def test_worker_killed_mid_job_is_replaced_and_the_job_completes_exactly_once(
+    client_store: JobStore, workers: Workers, tmp_path: Path
+) -> None:
+    job, _ = client_store.create("alice", tiny(steps=40))
+    other, _ = client_store.create("alice", tiny(steps=2, seed=2))
+    victim = workers.start()
+    wait_for(lambda: (j := client_store.get(job.id)) and j.step >= 2, 120, "the first worker to make progress")
+    os.kill(victim.pid, signal.SIGKILL)
+    victim.wait()
+    killed_at = time.monotonic()
+    workers.start()
+    done = wait_for(
+        lambda: (j := client_store.get(job.id)) and j.status.terminal and j,
+        180,
+        "the job to finish elsewhere",
+    )
+    assert done.status is JobStatus.COMPLETED and done.attempt == 2, done
+    assert time.monotonic() - killed_at >= LEASE * 0.5  # it waited for the lease, not less
+    artifacts = LocalArtifactStore(tmp_path / "videos")
+    assert artifacts.list(f"videos/{job.id}/") == [
+        f"videos/{job.id}/2/spritesheet.jpg",
+        f"videos/{job.id}/2/thumbnail.webp",
+        f"videos/{job.id}/2/video.mp4",
+    ]
+    assert artifacts.list(f"tmp/{job.id}/") == []
+    path = artifacts.local_path(done.artifact.video_key)
+    assert path is not None and probe(path).num_frames == done.params.num_frames
+    statuses = [e.data.get("status") for e in client_store.events(job.id) if e.kind == "status"]
+    assert statuses == ["queued", "in_progress", "queued", "in_progress", "completed"]
+    second = wait_for(lambda: (j := client_store.get(other.id)) and j.status.terminal and j, 120, "the other job")
+    assert second.status is JobStatus.COMPLETED and second.attempt == 1
+
+
+@pytest.mark.slow
+def test_restarting_everything_loses_no_queued_job(client_store: JobStore, workers: Workers, database_url: str) -> None:
+    ids = [client_store.create("alice", tiny(steps=2, seed=i, size="64x64"))[0].id for i in range(4)]
+    client_store.close()  # the "server" goes away too
+    first = workers.start()
+    reopened = open_job_store(database_url)
+    try:
+        wait_for(lambda: any((j := reopened.get(i)) and j.status.terminal for i in ids), 120, "one job to finish")
+        first.send_signal(signal.SIGTERM)
+        first.wait(60)
+        workers.start()
+        wait_for(lambda: all((j := reopened.get(i)) and j.status.terminal for i in ids), 180, "every job")
+        jobs = [reopened.get(i) for i in ids]
+        assert all(j is not None and j.status is JobStatus.COMPLETED and j.attempt == 1 for j in jobs), jobs
+    finally:
+        reopened.close()
+
+
+@pytest.mark.slow
+def test_idle_worker_process_starts_a_new_job_within_100ms(client_store: JobStore, workers: Workers) -> None:
+    warm, _ = client_store.create("alice", tiny(steps=1, size="64x64"))
+    workers.start()
+    wait_for(lambda: (j := client_store.get(warm.id)) and j.status.terminal, 120, "the warm-up job")
+    delays = []
+    for i in range(5):
+        time.sleep(0.3)  # let the worker go idle (blocked in its wait)
+        job, _ = client_store.create("alice", tiny(steps=1, seed=i, size="64x64"))
+        job_id = job.id
+        started = wait_for(lambda: (j := client_store.get(job_id)) and j.started_at and j, 10, "the claim")  # noqa: B023
+        delays.append(started.started_at - job.created_at)
+        wait_for(lambda: (j := client_store.get(job_id)) and j.status.terminal, 60, "the job")  # noqa: B023
+    assert max(delays) < 0.1, delays
