@@ -132,17 +132,27 @@ def test_crashing_engine_fails_after_max_attempts_while_other_jobs_flow(store_fa
 
 def test_stale_worker_discards_its_files_and_the_newer_attempt_wins(store_factory, artifacts, shared_cache) -> None:
     store = store_factory(lease_seconds=0.5, retry_backoff_seconds=0.0)
-    job, _ = store.create("a", tiny(steps=30, size="128x128"))
+    job, _ = store.create("a", tiny(steps=4, size="64x64"))
+    stalled, release = threading.Event(), threading.Event()
+
+    def stall(done: int, total: int) -> None:
+        if done == 2:  # a GC pause / stuck kernel: the slow worker goes silent past its lease
+            stalled.set()
+            release.wait(60)
+
     # The slow worker never heartbeats in time (its beat interval is far longer than the lease).
-    slow = make_worker(store, artifacts, shared_cache, name="slow", heartbeat_seconds=3600, progress_interval=3600)
+    slow = make_worker(store, artifacts, shared_cache, name="slow", heartbeat_seconds=3600)
+    slow.on_step = stall
     claim = store.claim("slow")
     assert claim is not None
     result: list = []
     t = threading.Thread(target=lambda: result.append(slow.process(claim)))
     t.start()
+    assert stalled.wait(60)
     time.sleep(0.6)
     fresh = make_worker(store, artifacts, EngineCache(create_engine), name="fresh")
     done = fresh.run_once()
+    release.set()
     t.join(120)
     assert done is not None and done.status is JobStatus.COMPLETED and done.attempt == 2
     assert result == [None]  # the slow worker noticed it was superseded and gave up

@@ -62,7 +62,8 @@ class VideoOutput:
     fps: int
     num_frames: int
     chunks: Iterator[np.ndarray]
-    # Step timings etc. that end up in the job's artifact metadata (feeds ETAs).
+    # Step timings etc. that end up in the job's artifact metadata (feeds ETAs). Engines may add entries
+    # while `chunks` is consumed (e.g. decode_seconds), so read it after the last chunk.
     stats: dict[str, float] = field(default_factory=dict)
 
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from reelgen.jobs.store import JobStore, Page, Progress, QueuePolicy
+from reelgen.jobs.store import JobStore, NewJob, Page, Progress, QueuePolicy
 
-__all__ = ["JobStore", "Page", "Progress", "QueuePolicy", "open_job_store"]
+__all__ = ["JobStore", "NewJob", "Page", "Progress", "QueuePolicy", "open_job_store"]
 
 
 def open_job_store(url: str, policy: QueuePolicy | None = None) -> JobStore:

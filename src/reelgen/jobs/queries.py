@@ -21,6 +21,13 @@ SELECT_BY_IDEMPOTENCY = f"SELECT {JOB_COLUMNS} FROM jobs WHERE owner = ? AND ide
 
 SELECT_JOB = f"SELECT {JOB_COLUMNS} FROM jobs WHERE id = ?"
 
+# Latest completions of one model (their artifacts hold measured step times: the API's ETAs). Uses the
+# jobs_model_finished index from migration 0002.
+RECENT_COMPLETED = f"""
+SELECT {JOB_COLUMNS} FROM jobs WHERE model = ? AND status = 'completed'
+ORDER BY finished_at DESC LIMIT ?
+"""
+
 # Keyset pagination over one owner's jobs, newest first (or oldest first); the cursor is a job id.
 LIST_DESC = f"""
 SELECT {JOB_COLUMNS} FROM jobs WHERE owner = ?
@@ -150,6 +157,13 @@ QUEUE_POSITION = """
 SELECT COUNT(*) AS ahead FROM jobs q, jobs me
 WHERE me.id = ? AND me.status = 'queued' AND q.status = 'queued'
   AND (q.priority > me.priority OR (q.priority = me.priority AND (q.created_at, q.id) <= (me.created_at, me.id)))
+"""
+
+# Queued job ids in the order QUEUE_POSITION counts them (a snapshot of the whole line; jobs_queue index).
+QUEUED_IDS = """
+SELECT id FROM jobs WHERE status = 'queued'
+ORDER BY priority DESC, created_at, id
+LIMIT ?
 """
 
 # Earliest moment something may become claimable without a new create (backoff end or lease expiry).

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 import json
 import secrets
 import time
@@ -14,7 +15,7 @@ from reelgen.domain.errors import Conflict, NotFound, StaleAttempt
 from reelgen.domain.jobs import Artifact, Claim, Job, JobError, JobEvent, JobStatus
 from reelgen.domain.params import GenerationParams
 from reelgen.jobs import queries as q
-from reelgen.jobs.store import JobStore, Page, Progress, QueuePolicy
+from reelgen.jobs.store import JobStore, NewJob, Page, Progress, QueuePolicy
 
 # Share of the progress bar given to denoising; the rest is decoding, encoding and storing.
 DENOISE_SHARE = 95
@@ -93,36 +94,52 @@ class SqlJobStore(JobStore):
         remixed_from: str | None = None,
         priority: int = 0,
     ) -> tuple[Job, bool]:
+        return self.create_many([NewJob(owner, params, idempotency_key, remixed_from, priority)])[0]
+
+    def create_many(self, new_jobs: Sequence[NewJob]) -> list[tuple[Job, bool]]:
+        if not new_jobs:
+            return []
+        results: list[tuple[Job, bool]] = []
         with self._tx() as tx:
-            if idempotency_key is not None:
-                existing = tx.one(q.SELECT_BY_IDEMPOTENCY, (owner, idempotency_key))
-                if existing:
-                    return row_to_job(existing), False
-            job_id = new_job_id()
-            now = self._now(tx)
-            inserted = tx.run(
-                q.INSERT_JOB,
-                (
-                    job_id,
-                    owner,
-                    params.model,
-                    json.dumps(params.to_dict()),
-                    self.policy.max_attempts,
-                    priority,
-                    now,
-                    idempotency_key,
-                    remixed_from,
-                ),
-            )
-            if not inserted:  # lost a race with a concurrent create using the same key
-                existing = tx.one(q.SELECT_BY_IDEMPOTENCY, (owner, idempotency_key))
-                assert existing is not None
-                return row_to_job(existing), False
-            self._event(tx, job_id, "status", {"status": "queued"}, now)
-            self._notify(tx)
-            row = tx.one(q.SELECT_JOB, (job_id,))
+            created_any = False
+            for new in new_jobs:
+                # A fresh timestamp per job keeps FIFO claim order and listing order within one batch.
+                row, created = self._insert_job(tx, new, self._now(tx))
+                results.append((row_to_job(row), created))
+                created_any = created_any or created
+            if created_any:
+                self._notify(tx)
+        return results
+
+    def _insert_job(self, tx: Tx, new: NewJob, now: float) -> tuple[dict[str, Any], bool]:
+        """One create inside `tx`: (row, created). An existing (owner, idempotency key) returns that job."""
+        if new.idempotency_key is not None:
+            existing = tx.one(q.SELECT_BY_IDEMPOTENCY, (new.owner, new.idempotency_key))
+            if existing:
+                return existing, False
+        job_id = new_job_id()
+        inserted = tx.run(
+            q.INSERT_JOB,
+            (
+                job_id,
+                new.owner,
+                new.params.model,
+                json.dumps(new.params.to_dict()),
+                self.policy.max_attempts,
+                new.priority,
+                now,
+                new.idempotency_key,
+                new.remixed_from,
+            ),
+        )
+        if not inserted:  # lost a race with a concurrent create using the same key
+            existing = tx.one(q.SELECT_BY_IDEMPOTENCY, (new.owner, new.idempotency_key))
+            assert existing is not None
+            return existing, False
+        self._event(tx, job_id, "status", {"status": "queued"}, now)
+        row = tx.one(q.SELECT_JOB, (job_id,))
         assert row is not None
-        return row_to_job(row), True
+        return row, True
 
     def get(self, job_id: str) -> Job | None:
         with self._tx(write=False) as tx:
@@ -161,7 +178,7 @@ class SqlJobStore(JobStore):
             tx.run(q.DELETE_EVENTS, (job_id,))
         return row_to_job(row)
 
-    def events(self, job_id: str, after_seq: int = 0, limit: int = 1000) -> list[JobEvent]:
+    def events(self, job_id: str, after_seq: int = 0, limit: int = 1000) -> builtins.list[JobEvent]:
         with self._tx(write=False) as tx:
             rows = tx.all(q.SELECT_EVENTS, (job_id, after_seq, limit))
         return [
@@ -180,6 +197,16 @@ class SqlJobStore(JobStore):
             row = tx.one(q.QUEUE_POSITION, (job_id,))
         ahead = int(row["ahead"]) if row else 0
         return ahead or None
+
+    def queued_ids(self, limit: int = 10_000) -> builtins.list[str]:
+        with self._tx(write=False) as tx:
+            rows = tx.all(q.QUEUED_IDS, (limit,))
+        return [r["id"] for r in rows]
+
+    def recent_completed(self, model: str, limit: int = 20) -> builtins.list[Job]:
+        with self._tx(write=False) as tx:
+            rows = tx.all(q.RECENT_COMPLETED, (model, limit))
+        return [row_to_job(r) for r in rows]
 
     # --- workers -------------------------------------------------------------------------------------
     def claim(self, worker_id: str, models: tuple[str, ...] | None = None) -> Claim | None:

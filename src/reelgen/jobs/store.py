@@ -6,7 +6,9 @@ whose job was handed to someone else gets StaleAttempt and must throw its work a
 
 from __future__ import annotations
 
+import builtins
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -26,6 +28,17 @@ class QueuePolicy:
     def backoff(self, attempt: int) -> float:
         """Delay before the attempt after `attempt` may start (exponential, capped)."""
         return min(self.retry_backoff_seconds * 2 ** max(attempt - 1, 0), self.max_backoff_seconds)
+
+
+@dataclass(frozen=True, slots=True)
+class NewJob:
+    """One job to enqueue with `create_many` (the arguments of `create`, as a record)."""
+
+    owner: str
+    params: GenerationParams
+    idempotency_key: str | None = None
+    remixed_from: str | None = None
+    priority: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +71,22 @@ class JobStore(ABC):
         """Enqueue a job. With an idempotency key already used by this owner, return that job instead.
         Returns (job, created)."""
 
+    def create_many(self, new_jobs: Sequence[NewJob]) -> list[tuple[Job, bool]]:
+        """Enqueue several jobs, each exactly as `create` would (idempotency per owner and key included).
+
+        The SQL stores do it in one transaction, so a burst of API creates costs one durable commit (group
+        commit) instead of one fsync each. All or nothing: if it raises, none of the jobs exist."""
+        return [
+            self.create(
+                n.owner,
+                n.params,
+                idempotency_key=n.idempotency_key,
+                remixed_from=n.remixed_from,
+                priority=n.priority,
+            )
+            for n in new_jobs
+        ]
+
     @abstractmethod
     def get(self, job_id: str) -> Job | None: ...
 
@@ -77,11 +106,22 @@ class JobStore(ABC):
         Raises Conflict for a job that is not terminal (cancel it first)."""
 
     @abstractmethod
-    def events(self, job_id: str, after_seq: int = 0, limit: int = 1000) -> list[JobEvent]: ...
+    def events(self, job_id: str, after_seq: int = 0, limit: int = 1000) -> builtins.list[JobEvent]: ...
 
     @abstractmethod
     def queue_position(self, job_id: str) -> int | None:
         """1-based position among queued jobs (None unless queued)."""
+
+    def queued_ids(self, limit: int = 10_000) -> builtins.list[str]:
+        """Ids of queued jobs in claim order (the order of `queue_position`), at most `limit`: one query
+        from which the API answers the queue position of many polled jobs at once."""
+        raise NotImplementedError
+
+    def recent_completed(self, model: str, limit: int = 20) -> builtins.list[Job]:
+        """The most recently completed jobs of `model`, newest first: their artifacts carry measured step
+        times, from which the API estimates how long queued and running jobs will take. A store that cannot
+        tell returns [] (the API then reports no estimate rather than a made-up one)."""
+        return []
 
     # --- workers -------------------------------------------------------------------------------------
     @abstractmethod

@@ -1,0 +1,379 @@
+"""Wan 2.x text-to-video through diffusers' WanPipeline.
+
+Reading order: how a pipeline is loaded (`load_wan_pipeline`, `create_engine`), then `WanEngine.run`, which
+calls the real `WanPipeline.__call__` with `output_type="latent"`, reports every step to the sink (with a
+cheap latent->RGB preview), and returns a VideoOutput whose chunks are decoded by the pipeline's VAE lazily,
+latent frame by latent frame, while the worker encodes the previous chunk.
+"""
+
+from __future__ import annotations
+
+import gc
+import inspect
+import threading
+import time
+import traceback
+from collections.abc import Callable, Generator, Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+# Imported from their modules, not `from diffusers import ...`: the package's TYPE_CHECKING branch star-imports
+# placeholder "dummy" classes first, so type checkers would see attribute-less stand-ins.
+from diffusers.models.autoencoders.autoencoder_kl_wan import AutoencoderKLWan
+from diffusers.pipelines.wan.pipeline_wan import WanPipeline
+from diffusers.utils import deprecation_utils
+
+from reelgen.domain.errors import InvalidParams
+from reelgen.domain.models import ModelSpec
+from reelgen.engines.base import STAGE_GENERATE, Engine, ProgressSink, StageRequest, VideoOutput
+
+FRAMES_PER_CHUNK = 16
+# Previews are upsampled from latent resolution (1/8 of the video) towards this long side, at most 4x.
+PREVIEW_LONG_SIDE = 256
+
+
+# diffusers renamed from_pretrained's `torch_dtype` to `dtype` (huggingface/diffusers#14205) and warns on the
+# old name; releases before that accept only `torch_dtype`.
+_DTYPE_KWARG = "dtype" if hasattr(deprecation_utils, "_resolve_dtype") else "torch_dtype"
+
+
+def default_device() -> str:
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def resolve_dtype(dtype: str | torch.dtype | None, device: str) -> torch.dtype:
+    """bfloat16 on GPUs (what Wan checkpoints are trained in), float32 on CPU (bf16 matmuls are slow there)."""
+    if isinstance(dtype, torch.dtype):
+        return dtype
+    if dtype is None:
+        return torch.bfloat16 if device.startswith("cuda") else torch.float32
+    resolved = getattr(torch, dtype, None)
+    if not isinstance(resolved, torch.dtype):
+        raise ValueError(f"unknown torch dtype {dtype!r}")
+    return resolved
+
+
+def load_wan_pipeline(source: str | Path, *, dtype: torch.dtype, device: str) -> WanPipeline:
+    """Load a Wan pipeline from a Hub repo id or a local folder in diffusers layout (model_index.json).
+
+    This is the path every real checkpoint takes. The VAE is loaded in float32 whatever `dtype` is: Wan's
+    VAE is numerically fragile in half precision and small next to the transformer. Honours HF_HUB_OFFLINE.
+    """
+    vae = AutoencoderKLWan.from_pretrained(source, subfolder="vae", **{_DTYPE_KWARG: torch.float32})
+    pipe = WanPipeline.from_pretrained(source, vae=vae, **{_DTYPE_KWARG: dtype})
+    return pipe.to(device)
+
+
+def create_engine(
+    spec: ModelSpec,
+    device: str | None = None,
+    *,
+    source: str,
+    dtype: str | None = None,
+    max_sequence_length: int = 512,
+) -> WanEngine:
+    """Registry factory for real Wan checkpoints: `register(spec, "reelgen.engines.wan:create_engine",
+    options={"source": "Wan-AI/Wan2.1-T2V-1.3B-Diffusers"})`."""
+    device = device or default_device()
+    torch_dtype = resolve_dtype(dtype, device)
+    return WanEngine(
+        spec,
+        lambda: load_wan_pipeline(source, dtype=torch_dtype, device=device),
+        device,
+        torch_dtype,
+        max_sequence_length=max_sequence_length,
+    )
+
+
+class WanEngine(Engine):
+    """One Wan pipeline, built on first `load` and kept resident until `unload`.
+
+    `pipeline_loader` returns the pipeline with its weights already in `dtype`: from_pretrained's dtype
+    argument keeps the transformer modules Wan needs in float32 (norms, time embedding, RoPE), a later
+    `.to(dtype)` would not. The engine only moves the pipeline to `device`.
+
+    Not re-entrant: one job at a time, and a VideoOutput's chunks must be consumed before the next `run`
+    (decoding uses the VAE's causal cache; a stale output raises instead of returning a corrupted clip).
+    """
+
+    def __init__(
+        self,
+        spec: ModelSpec,
+        pipeline_loader: Callable[[], WanPipeline],
+        device: str = "cpu",
+        dtype: torch.dtype = torch.float32,
+        *,
+        max_sequence_length: int = 512,
+        frames_per_chunk: int = FRAMES_PER_CHUNK,
+    ) -> None:
+        self.spec = spec
+        self.device = device
+        self.dtype = dtype
+        self.max_sequence_length = max_sequence_length
+        self.frames_per_chunk = frames_per_chunk
+        self._loader = pipeline_loader
+        self._load_lock = threading.Lock()
+        self._pipe: WanPipeline | None = None
+        self._preview_projection: torch.Tensor | None = None
+        self._load_seconds = 0.0
+        # Bumped by every run/unload so a VideoOutput from an earlier run knows it may no longer decode.
+        self._generation = 0
+
+    # -- residency ---------------------------------------------------------------------------------------
+
+    def load(self) -> None:
+        with self._load_lock:
+            if self._pipe is not None:
+                return
+            started = time.perf_counter()
+            pipe = self._loader().to(self.device)
+            # The sink reports progress; diffusers' tqdm bars would only clutter worker logs.
+            pipe.set_progress_bar_config(disable=True)
+            self._preview_projection = _fit_preview_projection(pipe.vae, pipe.vae_scale_factor_spatial)
+            self._pipe = pipe
+            self._load_seconds = time.perf_counter() - started
+
+    def unload(self) -> None:
+        with self._load_lock:
+            self._generation += 1
+            self._pipe = None
+            self._preview_projection = None
+        self._free_memory()
+
+    def _free_memory(self, *, collect: bool = True) -> None:
+        """Return freed tensors' memory to the device. A full gc pass costs ~0.2 s in a process holding
+        torch + transformers, so it runs only when reference cycles may hold tensors (after an exception,
+        on unload); on the normal path refcounting has already freed them."""
+        if collect:
+            gc.collect()
+        if self.device.startswith("cuda") and torch.cuda.is_available():
+            torch.cuda.empty_cache()
+
+    # -- one job -----------------------------------------------------------------------------------------
+
+    def run(self, request: StageRequest, sink: ProgressSink) -> VideoOutput:
+        self.load()
+        pipe = self._pipe
+        assert pipe is not None
+        self._check_request(pipe, request)
+        params = request.params
+        self._generation += 1
+        stats: dict[str, float] = {"load_seconds": self._load_seconds}
+        step_seconds: list[float] = []
+        mark = time.perf_counter()
+
+        def on_step_end(pipeline: WanPipeline, i: int, t: Any, tensors: dict[str, torch.Tensor]) -> dict:
+            nonlocal mark
+            # Time spent in the sink (database writes, previews) is not model time: keep it out of the ETA.
+            step_seconds.append(time.perf_counter() - mark)
+            sink.step(i + 1, pipeline.num_timesteps, self._preview(tensors["latents"]))
+            mark = time.perf_counter()
+            return {}
+
+        started = time.perf_counter()
+        failed = True
+        try:
+            latents = pipe(
+                prompt=params.prompt,
+                negative_prompt=params.negative_prompt or None,
+                height=params.size.height,
+                width=params.size.width,
+                num_frames=params.num_frames,
+                num_inference_steps=params.steps,
+                guidance_scale=params.guidance_scale,
+                # Noise drawn on the CPU: the same seed gives the same video on any device.
+                generator=torch.Generator(device="cpu").manual_seed(request.seed),
+                output_type="latent",
+                return_dict=False,
+                callback_on_step_end=on_step_end,
+                callback_on_step_end_tensor_inputs=["latents"],
+                max_sequence_length=self.max_sequence_length,
+            )[0]
+            failed = False
+        except BaseException as e:
+            # The traceback keeps the pipeline's frames alive, and with them every intermediate tensor,
+            # until the worker drops the exception; clearing their locals lets the finally below free them.
+            traceback.clear_frames(e.__traceback__)
+            raise
+        finally:
+            self._free_memory(collect=failed)
+
+        stats["denoise_seconds"] = time.perf_counter() - started
+        # The first step also pays for prompt encoding and setup; later steps are what an ETA needs.
+        steady = step_seconds[1:] or step_seconds
+        stats["mean_step_seconds"] = sum(steady) / len(steady)
+        stats["first_step_seconds"] = step_seconds[0]
+        return VideoOutput(
+            width=params.size.width,
+            height=params.size.height,
+            fps=params.fps,
+            num_frames=params.num_frames,
+            chunks=self._decode(latents, stats, self._generation),
+            stats=stats,
+        )
+
+    def _check_request(self, pipe: WanPipeline, request: StageRequest) -> None:
+        """Refuse what the pipeline would silently 'fix' (it rounds sizes and frame counts down)."""
+        if request.stage != STAGE_GENERATE:
+            raise InvalidParams(f"model {self.spec.id} cannot run stage {request.stage!r}", param="stage")
+        if request.input_image is not None or request.init_frames is not None:
+            raise InvalidParams(f"model {self.spec.id} is text-to-video only", param="input_reference")
+        params = request.params
+        multiple = pipe.vae_scale_factor_spatial * pipe.transformer.config.patch_size[1]
+        if params.size.width % multiple or params.size.height % multiple:
+            raise InvalidParams(f"width and height must be multiples of {multiple}; got {params.size}", param="size")
+        temporal = pipe.vae_scale_factor_temporal
+        if params.num_frames < 1 or (params.num_frames - 1) % temporal:
+            raise InvalidParams(f"{self.spec.id} makes {temporal}k+1 frames; got {params.num_frames}", param="seconds")
+
+    # -- previews ----------------------------------------------------------------------------------------
+
+    def _preview(self, latents: torch.Tensor) -> Callable[[], np.ndarray]:
+        """A lazy preview of the middle frame: a linear latent->RGB map, no VAE. The sink decides whether
+        to call it; the copy is one latent frame, so offering it every step is free."""
+        projection = self._preview_projection
+        assert projection is not None
+        middle = latents[0, :, latents.shape[2] // 2].detach().clone()
+
+        def render() -> np.ndarray:
+            return _project_to_rgb(middle, projection)
+
+        return render
+
+    # -- decoding ----------------------------------------------------------------------------------------
+
+    def _decode(self, latents: torch.Tensor, stats: dict[str, float], generation: int) -> Iterator[np.ndarray]:
+        """Yield uint8 (t, H, W, 3) chunks of `frames_per_chunk` frames; records `decode_seconds` (time spent
+        decoding, not time the consumer spent between chunks) once the last chunk is out."""
+        busy = 0.0
+        resumed = time.perf_counter()
+        decoded = self._decode_latent_frames(latents, generation)
+        finished = False
+        try:
+            pending: list[np.ndarray] = []
+            buffered = 0
+            for frames in decoded:
+                pending.append(frames)
+                buffered += len(frames)
+                while buffered >= self.frames_per_chunk:
+                    joined = np.concatenate(pending)
+                    pending, buffered = [joined[self.frames_per_chunk :]], buffered - self.frames_per_chunk
+                    busy += time.perf_counter() - resumed
+                    yield joined[: self.frames_per_chunk]
+                    resumed = time.perf_counter()
+            if buffered:
+                busy += time.perf_counter() - resumed
+                yield np.concatenate(pending)
+            stats["decode_seconds"] = busy
+            finished = True
+        finally:
+            # Close the inner generator now, not whenever it is garbage collected: its cleanup touches the
+            # VAE's shared cache.
+            decoded.close()
+            del latents, decoded
+            self._free_memory(collect=not finished)
+
+    def _decode_latent_frames(self, latents: torch.Tensor, generation: int) -> Generator[np.ndarray, None, None]:
+        pipe = self._pipe
+        if pipe is None or generation != self._generation:
+            raise RuntimeError("this engine ran another job (or unloaded) before this video was decoded")
+        vae = pipe.vae
+        z = _denormalize(vae, latents.to(device=self.device, dtype=vae.dtype))
+        if not _can_stream(vae):
+            yield _to_uint8_frames(_decode_all(vae, z))
+            return
+        # Exactly AutoencoderKLWan._decode, one latent frame per resume: its decoder is causal in time and
+        # carries state between frames in the VAE's feature cache, so frame-by-frame output is bit-identical
+        # to decoding the whole clip (tested against diffusers' own output).
+        vae.clear_cache()
+        try:
+            x = _post_quant_conv(vae, z)
+            for i in range(x.shape[2]):
+                if generation != self._generation:
+                    raise RuntimeError("this engine ran another job (or unloaded) before this video was decoded")
+                yield _to_uint8_frames(_decode_latent_frame(vae, x, i))
+        finally:
+            if generation == self._generation:  # otherwise the cache belongs to a newer job now
+                vae.clear_cache()
+
+
+# -- helpers (pure functions of tensors) ------------------------------------------------------------------
+
+
+def _denormalize(vae: AutoencoderKLWan, latents: torch.Tensor) -> torch.Tensor:
+    """Diffusion latents -> VAE latents, as WanPipeline does before decoding: x * std + mean per channel."""
+    shape = (1, vae.config["z_dim"], 1, 1, 1)
+    mean = torch.tensor(vae.config["latents_mean"]).view(shape).to(latents.device, latents.dtype)
+    # Written as WanPipeline writes it (divide by 1/std) so the result matches it bit for bit.
+    inv_std = 1.0 / torch.tensor(vae.config["latents_std"]).view(shape).to(latents.device, latents.dtype)
+    return latents / inv_std + mean
+
+
+def _can_stream(vae: Any) -> bool:
+    """Frame-by-frame decoding relies on AutoencoderKLWan internals; anything else decodes in one call."""
+    decoder = getattr(vae, "decoder", None)
+    return (
+        type(vae) is AutoencoderKLWan
+        and not vae.use_tiling
+        and vae.config.patch_size is None
+        and not hasattr(vae, "_hf_hook")  # cpu offload hooks wrap decode(), not the decoder
+        and callable(getattr(vae, "clear_cache", None))
+        and decoder is not None
+        and "first_chunk" in inspect.signature(decoder.forward).parameters
+    )
+
+
+@torch.no_grad()
+def _decode_all(vae: AutoencoderKLWan, z: torch.Tensor) -> torch.Tensor:
+    return vae.decode(z, return_dict=False)[0]
+
+
+@torch.no_grad()
+def _post_quant_conv(vae: AutoencoderKLWan, z: torch.Tensor) -> torch.Tensor:
+    return vae.post_quant_conv(z)
+
+
+@torch.no_grad()
+def _decode_latent_frame(vae: AutoencoderKLWan, x: torch.Tensor, i: int) -> torch.Tensor:
+    vae._conv_idx = [0]
+    out = vae.decoder(x[:, :, i : i + 1], feat_cache=vae._feat_map, feat_idx=vae._conv_idx, first_chunk=i == 0)
+    return torch.clamp(out, min=-1.0, max=1.0)
+
+
+def _to_uint8_frames(video: torch.Tensor) -> np.ndarray:
+    """(1, 3, t, H, W) in [-1, 1] -> (t, H, W, 3) uint8, the same arithmetic as diffusers' postprocess
+    followed by round(x * 255). Converted on the device so only bytes cross to the host."""
+    x = (video[0].float() / 2 + 0.5).clamp(0, 1)
+    return (x * 255).round().to(torch.uint8).permute(1, 2, 3, 0).contiguous().cpu().numpy()
+
+
+@torch.no_grad()
+def _fit_preview_projection(vae: AutoencoderKLWan, scale: int) -> torch.Tensor:
+    """Fit the (z_dim + 1, 3) linear map from diffusion latents (plus a bias) to RGB in [0, 1] that the
+    preview uses, by decoding one frame of random latents with this very VAE and solving least squares
+    against the RGB averaged over each latent pixel's footprint. Works for any checkpoint without a
+    hand-made table, and costs one small decode at load time."""
+    z_dim = vae.config["z_dim"]
+    noise = torch.randn(1, z_dim, 1, 32, 32, generator=torch.Generator().manual_seed(0))
+    device = next(vae.parameters()).device
+    rgb = _decode_all(vae, _denormalize(vae, noise.to(device, vae.dtype)))
+    rgb = F.avg_pool2d((rgb[:, :, 0].float() / 2 + 0.5).clamp(0, 1), kernel_size=scale)
+    inputs = torch.cat([noise[0, :, 0].reshape(z_dim, -1), torch.ones(1, 32 * 32)]).T.double()
+    targets = rgb[0].reshape(3, -1).T.cpu().double()
+    return torch.linalg.lstsq(inputs, targets).solution.float().to(device)
+
+
+@torch.no_grad()
+def _project_to_rgb(frame: torch.Tensor, projection: torch.Tensor) -> np.ndarray:
+    """(C, h, w) latents -> (h', w', 3) uint8 through the fitted linear map, upsampled a little."""
+    channels, h, w = frame.shape
+    flat = torch.cat([frame.float().reshape(channels, -1), frame.new_ones(1, h * w, dtype=torch.float32)])
+    rgb = (projection.T @ flat).reshape(1, 3, h, w)
+    factor = max(1, min(4, PREVIEW_LONG_SIDE // max(h, w)))
+    if factor > 1:
+        rgb = F.interpolate(rgb, scale_factor=factor, mode="bilinear", align_corners=False)
+    return (rgb[0].clamp(0, 1) * 255).round().to(torch.uint8).permute(1, 2, 0).cpu().numpy()
