@@ -33,7 +33,9 @@ format: install
 test: install lint
 	$(BIN)/python -m pytest -q
 
+# The encode benchmark compares against the ffmpeg command line (Debian package `ffmpeg`).
 bench: install
+	command -v ffmpeg >/dev/null || (apt-get update -q && apt-get install -y -q ffmpeg)
 	$(BIN)/python benchmarks/encode.py
 
 clean:
