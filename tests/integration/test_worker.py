@@ -8,13 +8,13 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from reelgen.engines.registry import create_engine, get_spec
-from reelgen.media.probe import probe
 
 from reelgen.domain import JobStatus
 from reelgen.domain.params import validate_params
 from reelgen.engines.base import Engine, StageRequest, VideoOutput
+from reelgen.engines.registry import create_engine, get_spec
 from reelgen.jobs import JobStore
+from reelgen.media.probe import probe
 from reelgen.settings import Settings
 from reelgen.storage.local import LocalArtifactStore
 from reelgen.worker.engine_cache import EngineCache

@@ -12,12 +12,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from reelgen.engines.registry import get_spec
-from reelgen.media.probe import probe
 
 from reelgen.domain import JobStatus
 from reelgen.domain.params import validate_params
+from reelgen.engines.registry import get_spec
 from reelgen.jobs import JobStore, QueuePolicy, open_job_store
+from reelgen.media.probe import probe
 from reelgen.settings import Settings
 from reelgen.storage.local import LocalArtifactStore
 

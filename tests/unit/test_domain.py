@@ -61,7 +61,7 @@ def test_invalid_fields_are_named(kwargs: dict, field: str) -> None:
 
 
 def test_size_error_lists_supported_sizes() -> None:
-    with pytest.raises(InvalidParams, match="supported sizes: .*832x480"):
+    with pytest.raises(InvalidParams, match=r"supported sizes: .*832x480"):
         validate_params(SPEC, LIMITS, prompt="a fox", size="1920x1080")
 
 
