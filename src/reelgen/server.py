@@ -1,7 +1,13 @@
-"""`reelgen serve`: the HTTP API in this process plus N embedded worker threads sharing the same queue."""
+"""`reelgen serve`: the HTTP API in this process plus N embedded worker threads sharing the same queue.
+
+The app is built before any worker, and never imports torch itself; workers import it lazily when they
+build their first engine. With `--no-worker` this process stays torch-free and `reelgen worker` processes
+(this machine or others, on the same database and storage) do the generating.
+"""
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import threading
 
@@ -10,17 +16,48 @@ from reelgen.settings import Settings
 log = logging.getLogger("reelgen.server")
 
 
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def trusted_hosts_for(host: str) -> list[str] | None:
+    """Host header names to accept. On loopback: the loopback names only, which defeats DNS rebinding (a
+    foreign name resolving to 127.0.0.1). Bound elsewhere the server cannot know its public names: None."""
+    if not is_loopback(host):
+        return None
+    names = {"127.0.0.1", "localhost", "[::1]", host.lower()}
+    if ":" in host and not host.startswith("["):
+        names.add(f"[{host.lower()}]")
+    return sorted(names)
+
+
 def serve(settings: Settings, *, host: str, port: int, workers: int) -> int:
     import uvicorn
 
     from reelgen.api.app import create_app
     from reelgen.runtime import build_worker, open_artifacts_from, open_job_store_from
 
+    if not is_loopback(host):
+        # Single-owner mode has no keys: whoever reaches the port can use (and delete) everything.
+        log.warning(
+            "serving on %s without authentication: anyone who can reach port %d can create and delete "
+            "videos; bind to 127.0.0.1 unless a trusted proxy or network protects it",
+            host,
+            port,
+        )
+    app = create_app(settings, trusted_hosts=trusted_hosts_for(host))
+
     stop = threading.Event()
     threads: list[threading.Thread] = []
     worker_stores = []
-    artifacts = open_artifacts_from(settings)
+    artifacts = open_artifacts_from(settings) if workers else None
     for i in range(workers):
+        assert artifacts is not None
         # Workers import torch lazily, only here, never in the HTTP request path.
         store = open_job_store_from(settings)
         worker_stores.append(store)
@@ -30,7 +67,9 @@ def serve(settings: Settings, *, host: str, port: int, workers: int) -> int:
         threads.append(t)
     log.info("reelgen on http://%s:%d with %d embedded worker(s)", host, port, workers)
     try:
-        uvicorn.run(create_app(settings), host=host, port=port, log_level="info")
+        # No line per request: at thousands of polls a second that is most of the log and a real share of the
+        # CPU; errors are still logged.
+        uvicorn.run(app, host=host, port=port, log_level="info", access_log=False)
     finally:
         stop.set()
         for t in threads:

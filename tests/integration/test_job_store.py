@@ -222,6 +222,17 @@ def test_queue_position(store: JobStore, params) -> None:
     assert store.queue_position(a.id) is None and store.queue_position(b.id) == 1
 
 
+def test_queued_ids_follow_queue_position_order(store: JobStore, params) -> None:
+    low = [store.create("a", params)[0].id for _ in range(3)]
+    high, _ = store.create("b", params, priority=5)
+    assert store.queued_ids() == [high.id, *low]
+    assert [store.queue_position(i) for i in store.queued_ids()] == [1, 2, 3, 4]
+    assert store.queued_ids(limit=2) == [high.id, low[0]]
+    store.claim("w")
+    store.cancel(low[1])
+    assert store.queued_ids() == [low[0], low[2]]
+
+
 def test_concurrent_claims_never_hand_out_a_job_twice(store_factory, params) -> None:
     seed = store_factory()
     ids = {seed.create("a", params)[0].id for _ in range(30)}
@@ -278,3 +289,39 @@ def test_jobs_survive_reopening_the_store(database_url: str, params) -> None:
         assert all(j.status is JobStatus.QUEUED for j in again.list("a").jobs)
     finally:
         again.close()
+
+
+def test_create_many_keeps_order_and_idempotency_within_one_batch(store: JobStore, params) -> None:
+    from reelgen.jobs import NewJob
+
+    results = store.create_many(
+        [
+            NewJob("a", params, idempotency_key="k"),
+            NewJob("a", make_params("second")),
+            NewJob("a", make_params("same key again"), idempotency_key="k"),
+            NewJob("b", params, idempotency_key="k"),
+        ]
+    )
+    (first, c1), (second, c2), (again, c3), (other, c4) = results
+    assert (c1, c2, c3, c4) == (True, True, False, True)
+    assert again.id == first.id and again.params == params and other.id != first.id
+    assert [j.id for j in store.list("a", order="asc").jobs] == [first.id, second.id]
+    claims = [store.claim("w"), store.claim("w")]
+    assert [c.job_id for c in claims if c] == [first.id, second.id]  # FIFO within the batch
+    assert store.create_many([]) == []
+    assert store.create_many([NewJob("a", params, idempotency_key="k")]) == [(store.get(first.id), False)]
+
+
+def test_recent_completed_is_per_model_newest_first(store: JobStore, params) -> None:
+    done = []
+    for model in ("tiny-random-wan", "other-model", "tiny-random-wan"):
+        store.create("a", make_params(model=model))
+        claim = store.claim("w")
+        assert claim is not None
+        done.append(store.complete(claim, artifact()).id)
+    store.create("a", params)  # queued: not a completion
+    recent = store.recent_completed("tiny-random-wan")
+    assert [j.id for j in recent] == [done[2], done[0]]
+    assert recent[0].artifact == artifact() and recent[0].finished_at is not None
+    assert [j.id for j in store.recent_completed("tiny-random-wan", limit=1)] == [done[2]]
+    assert store.recent_completed("unknown") == []

@@ -1,0 +1,1 @@
+"""Thin routers: HTTP in, VideoService call, HTTP out."""
