@@ -10,9 +10,9 @@ libraries, so reelgen itself does not. Prints a markdown table; ratio = ffmpeg t
 Fairness: both encoders get the same synthetic frames, libx264 with the same preset and crf, yuv420p,
 +faststart, and the same x264 threading (ffmpeg's default: threads auto, frame threads; VideoWriter
 sets it explicitly because PyAV's default is slice threads). The x264 option strings embedded in the
-two outputs are identical but for the x264 build. One difference is deliberate: reelgen converts RGB
-with the BT.709 matrix and tags the stream so, ffmpeg's default uses BT.601 untagged; so the bitstreams
-differ slightly (sizes are in the table). ffmpeg reads the raw rgb24 frames from a file on tmpfs
+two outputs are identical but for the x264 build, and ffmpeg is told to convert RGB with the BT.709
+matrix and tag the stream as reelgen does (its default would be BT.601 untagged, a different and smaller
+output; sizes are in the table). ffmpeg reads the raw rgb24 frames from a file on tmpfs
 written before its clock starts, so it pays no pipe or disk cost; reelgen gets them as numpy arrays in
 memory, written in chunks of 16 like a streaming decoder would produce them. Runs alternate between the
 two (ffmpeg first in even rounds, reelgen first in odd ones) because the machine is shared and noisy;
@@ -96,6 +96,9 @@ def ffmpeg_command(raw: Path, out: Path, width: int, height: int, preset: str, c
     return [
         "ffmpeg", "-nostdin", "-v", "error", "-y",
         "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{width}x{height}", "-r", str(FPS), "-i", str(raw),
+        # The same output as VideoWriter's: BT.709 limited range, tagged (ffmpeg's default would be BT.601).
+        "-vf", "scale=out_color_matrix=bt709:out_range=tv", "-colorspace", "bt709", "-color_primaries", "bt709",
+        "-color_trc", "bt709", "-color_range", "tv",
         "-c:v", "libx264", "-preset", preset, "-crf", str(crf), "-pix_fmt", "yuv420p",
         "-movflags", "+faststart", str(out),
     ]  # fmt: skip
