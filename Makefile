@@ -15,6 +15,9 @@ $(STAMP): pyproject.toml
 	# multi-gigabyte CUDA build. GPU machines keep whatever torch they already have.
 	$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/pip install -q "torch==$(TORCH_CPU_VERSION)"
 	$(BIN)/pip install -q -e ".[test]"
+	# The studio's browser tests drive Debian's chromium; install it where we can (root with apt), never fail here.
+	command -v chromium >/dev/null || ! command -v apt-get >/dev/null || [ "$$(id -u)" != 0 ] || \
+		(apt-get update -q && apt-get install -y -q chromium) || echo "could not install chromium; studio browser tests will skip"
 	rm -f $(VENV)/.installed-*
 	touch $(STAMP)
 

@@ -325,3 +325,41 @@ def test_recent_completed_is_per_model_newest_first(store: JobStore, params) -> 
     assert recent[0].artifact == artifact() and recent[0].finished_at is not None
     assert [j.id for j in store.recent_completed("tiny-random-wan", limit=1)] == [done[2]]
     assert store.recent_completed("unknown") == []
+
+
+def test_publish_lists_completed_jobs_of_every_owner_newest_publication_first(store: JobStore, params) -> None:
+    done = {}
+    for owner in ("a", "b", "a"):
+        store.create(owner, params)
+        claim = store.claim("w")
+        assert claim is not None
+        job = store.complete(claim, artifact())
+        done[job.id] = job
+    first, second, third = done
+    queued, _ = store.create("a", params)
+    assert store.list_published().jobs == [] and not store.list_published().has_more
+
+    published = store.set_published(second, True)
+    assert published.published_at is not None and store.get(second) == published
+    store.set_published(first, True)
+    store.set_published(third, True)
+    again = store.set_published(second, True)  # idempotent: keeps its first publication time
+    assert again.published_at == published.published_at
+    assert [j.id for j in store.list_published().jobs] == [third, first, second]
+
+    page = store.list_published(limit=2)
+    assert [j.id for j in page.jobs] == [third, first] and page.has_more
+    rest = store.list_published(limit=2, after=page.jobs[-1].id)
+    assert [j.id for j in rest.jobs] == [second] and not rest.has_more
+
+    unpublished = store.set_published(first, False)
+    assert unpublished.published_at is None and unpublished.status is JobStatus.COMPLETED
+    assert [j.id for j in store.list_published().jobs] == [third, second]
+    assert store.set_published(first, False).published_at is None  # unpublishing twice is harmless
+
+    with pytest.raises(Conflict):
+        store.set_published(queued.id, True)  # nothing to show yet
+    with pytest.raises(NotFound):
+        store.set_published("video_missing", True)
+    store.delete(third)
+    assert [j.id for j in store.list_published().jobs] == [second]

@@ -20,7 +20,7 @@ from reelgen.api.errors import install_error_handlers
 from reelgen.api.forms import MAX_JSON_BYTES
 from reelgen.api.middleware import GuardMiddleware
 from reelgen.api.protocol import openapi_components
-from reelgen.api.routes import health, models, videos
+from reelgen.api.routes import gallery, health, models, videos
 from reelgen.api.serving import VideoService
 from reelgen.engines.registry import Registry
 from reelgen.jobs.store import JobStore
@@ -71,6 +71,14 @@ def create_app(
     app.include_router(videos.router)
     app.include_router(models.router)
     app.include_router(health.router)
+    app.include_router(gallery.router)
+
+    # The studio (reelgen.web): page shells at /, /library, /gallery and their static files. It is a client of
+    # the /v1 routes above from the browser and adds no data routes of its own.
+    from reelgen.web import mount_studio
+
+    mount_studio(app)
+
     app.add_middleware(GuardMiddleware, max_body_bytes=MAX_JSON_BYTES, trusted_hosts=trusted_hosts)
 
     def openapi() -> dict[str, Any]:

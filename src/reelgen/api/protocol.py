@@ -191,9 +191,12 @@ class Video(_Model):
 
     params: VideoParams
 
+    published_at: int | None = None
+    """Unix time (seconds) when the owner published it in the gallery; null when not published."""
+
 
 class VideoList(_Model):
-    """GET /v1/videos: one page, newest first by default."""
+    """GET /v1/videos: one page, newest first by default (also GET /v1/gallery: published videos)."""
 
     object: Literal["list"] = "list"
     data: list[Video]

@@ -216,6 +216,35 @@ class VideoService:
             has_more=page.has_more,
         )
 
+    # --- gallery (reelgen extension) ---------------------------------------------------------------------
+    async def publish(self, owner: str, video_id: str, published: bool) -> Rendered:
+        """Show a completed video in the gallery, or take it out. Single-owner mode: the owner decides alone
+        (an approval step can slot in here when accounts arrive)."""
+        return await _run(self._publish, owner, video_id, published)
+
+    def _publish(self, owner: str, video_id: str, published: bool) -> Rendered:
+        return self._render(self.store.set_published(self._owned(owner, video_id).id, published))
+
+    async def gallery(self, *, limit: int = 20, after: str | None = None) -> VideoList:
+        """Published videos of every owner, most recently published first."""
+        if not 1 <= limit <= MAX_LIST_LIMIT:
+            raise bad_request(f"limit must be between 1 and {MAX_LIST_LIMIT}", param="limit")
+        return await self._read(self._gallery, limit, after)
+
+    def _gallery(self, limit: int, after: str | None) -> VideoList:
+        if after is not None:
+            cursor = self.store.get(after)
+            if cursor is None or cursor.published_at is None:
+                raise bad_request(f"after: no published video with id {after!r}", param="after", code="invalid_cursor")
+        page = self.store.list_published(limit=limit, after=after)
+        data = [self._render(job).video for job in page.jobs]
+        return VideoList(
+            data=data,
+            first_id=data[0].id if data else None,
+            last_id=data[-1].id if data else None,
+            has_more=page.has_more,
+        )
+
     # --- cancel ------------------------------------------------------------------------------------------
     async def cancel(self, owner: str, video_id: str) -> Rendered:
         """Stop a video but keep its record: queued ones at once, running ones at their next step (the
@@ -512,6 +541,7 @@ def to_video(job: Job, queue_position: int | None, eta_seconds: float | None) ->
         eta_seconds=eta_seconds,
         attempt=job.attempt,
         params=_params(p),
+        published_at=int(job.published_at) if job.published_at is not None else None,
     )
 
 

@@ -109,6 +109,8 @@ class Job:
     artifact: Artifact | None = None
     idempotency_key: str | None = None
     remixed_from: str | None = None
+    # When the owner published it in the gallery (None: not published); only completed jobs are published.
+    published_at: float | None = None
 
     @property
     def model(self) -> str:

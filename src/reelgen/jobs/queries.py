@@ -6,13 +6,13 @@ transitions of reelgen/domain/jobs.py under concurrency, and the (id, attempt) m
 JOB_COLUMNS = (
     "id, owner, status, model, params, progress, step, total_steps, attempt, max_attempts, priority, "
     "created_at, started_at, finished_at, lease_expires_at, not_before, worker_id, cancel_requested, "
-    "error_code, error_message, artifact, idempotency_key, remixed_from"
+    "error_code, error_message, artifact, idempotency_key, remixed_from, published_at"
 )
 
 # Enqueue a job (status queued). A concurrent create with the same idempotency key inserts nothing.
 INSERT_JOB = f"""
 INSERT INTO jobs ({JOB_COLUMNS})
-VALUES (?, ?, 'queued', ?, ?, 0, 0, 0, 0, ?, ?, ?, NULL, NULL, NULL, NULL, NULL, FALSE, NULL, NULL, NULL, ?, ?)
+VALUES (?, ?, 'queued', ?, ?, 0, 0, 0, 0, ?, ?, ?, NULL, NULL, NULL, NULL, NULL, FALSE, NULL, NULL, NULL, ?, ?, NULL)
 ON CONFLICT (owner, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
 """
 
@@ -38,6 +38,20 @@ LIST_ASC = f"""
 SELECT {JOB_COLUMNS} FROM jobs WHERE owner = ?
   AND (CAST(? AS TEXT) IS NULL OR (created_at, id) > (SELECT created_at, id FROM jobs WHERE id = ?))
 ORDER BY created_at ASC, id ASC LIMIT ?
+"""
+
+# Publish a completed job in the gallery. Publishing again keeps the first publication time (idempotent).
+PUBLISH = "UPDATE jobs SET published_at = COALESCE(published_at, ?) WHERE id = ? AND status = 'completed'"
+
+# Take a job out of the gallery.
+UNPUBLISH = "UPDATE jobs SET published_at = NULL WHERE id = ?"
+
+# The gallery: published jobs of every owner, most recently published first; keyset pagination with a job id
+# as the cursor (jobs_published partial index, migration 0003).
+LIST_PUBLISHED = f"""
+SELECT {JOB_COLUMNS} FROM jobs WHERE published_at IS NOT NULL
+  AND (CAST(? AS TEXT) IS NULL OR (published_at, id) < (SELECT published_at, id FROM jobs WHERE id = ?))
+ORDER BY published_at DESC, id DESC LIMIT ?
 """
 
 # Cancel a queued job at once.

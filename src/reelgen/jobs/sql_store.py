@@ -60,6 +60,7 @@ def row_to_job(row: dict[str, Any]) -> Job:
         artifact=artifact,
         idempotency_key=row["idempotency_key"],
         remixed_from=row["remixed_from"],
+        published_at=row["published_at"],
     )
 
 
@@ -154,6 +155,26 @@ class SqlJobStore(JobStore):
             rows = tx.all(sql, (owner, after, after, limit + 1))
         jobs = [row_to_job(r) for r in rows[:limit]]
         return Page(jobs=jobs, has_more=len(rows) > limit)
+
+    def set_published(self, job_id: str, published: bool) -> Job:
+        with self._tx() as tx:
+            row = tx.one(q.SELECT_JOB, (job_id,))
+            if row is None:
+                raise NotFound(f"no video with id {job_id!r}", param="video_id")
+            if published:
+                if row["status"] != JobStatus.COMPLETED.value:
+                    raise Conflict(f"video {job_id} is {row['status']}; only completed videos can be published")
+                tx.run(q.PUBLISH, (self._now(tx), job_id))
+            else:
+                tx.run(q.UNPUBLISH, (job_id,))
+            row = tx.one(q.SELECT_JOB, (job_id,))
+        assert row is not None
+        return row_to_job(row)
+
+    def list_published(self, *, limit: int = 20, after: str | None = None) -> Page:
+        with self._tx(write=False) as tx:
+            rows = tx.all(q.LIST_PUBLISHED, (after, after, limit + 1))
+        return Page(jobs=[row_to_job(r) for r in rows[:limit]], has_more=len(rows) > limit)
 
     def cancel(self, job_id: str) -> Job:
         with self._tx() as tx:

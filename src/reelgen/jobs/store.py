@@ -105,6 +105,16 @@ class JobStore(ABC):
         """Remove a terminal job's row and events; returns what was deleted (None if missing).
         Raises Conflict for a job that is not terminal (cancel it first)."""
 
+    def set_published(self, job_id: str, published: bool) -> Job:
+        """Show a completed job in the gallery (published_at = now; publishing twice keeps the first time), or
+        take it out. Raises NotFound, and Conflict when publishing a job that is not completed."""
+        raise NotImplementedError
+
+    def list_published(self, *, limit: int = 20, after: str | None = None) -> Page:
+        """The gallery: published jobs of every owner, most recently published first; `after` is the last job
+        id of the previous page."""
+        raise NotImplementedError
+
     @abstractmethod
     def events(self, job_id: str, after_seq: int = 0, limit: int = 1000) -> builtins.list[JobEvent]: ...
 

@@ -154,6 +154,26 @@ async def cancel_video(request: Request, owner: Owner, video_id: VideoId) -> Res
 
 
 @router.post(
+    "/videos/{video_id}/publish",
+    response_model=Video,
+    responses={**_ERRORS, 409: {"model": ErrorResponse, "description": "Not completed"}},
+    summary="Publish a completed video in the gallery (reelgen extension; GET /v1/gallery lists them)",
+)
+async def publish_video(request: Request, owner: Owner, video_id: VideoId) -> Response:
+    return _video(await _service(request).publish(owner, video_id, True))
+
+
+@router.post(
+    "/videos/{video_id}/unpublish",
+    response_model=Video,
+    responses=_ERRORS,
+    summary="Take a video out of the gallery (reelgen extension)",
+)
+async def unpublish_video(request: Request, owner: Owner, video_id: VideoId) -> Response:
+    return _video(await _service(request).publish(owner, video_id, False))
+
+
+@router.post(
     "/videos/{video_id}/remix",
     response_model=Video,
     responses={**_ERRORS, **_VIDEO_OK},

@@ -1,0 +1,122 @@
+"""The library stays fast with 10,000 videos: the page loads one page of the API's keyset paging at a time.
+
+A `reelgen serve --no-worker` over a database seeded with 10,000 finished videos (through the job store, then
+marked completed in one statement: test setup, not something the page can do), all sharing one thumbnail.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from PIL import Image
+
+from reelgen.jobs import open_job_store
+from reelgen.jobs.store import NewJob
+from tests.conftest import make_params
+from tests.e2e.conftest import _free_port, _wait_healthy
+from tests.e2e.test_studio import browser, open_page, playwright_api, snap  # noqa: F401 - `browser` is a fixture
+
+pytestmark = [pytest.mark.slow]
+expect = playwright_api.expect
+
+VIDEOS = 10_000
+
+
+def seed(home: Path) -> None:
+    store = open_job_store(f"sqlite:///{home / 'reelgen.db'}")
+    try:
+        store.create_many([NewJob("local", make_params(f"fox number {i}")) for i in range(VIDEOS)])
+    finally:
+        store.close()
+    thumb = home / "videos" / "seed" / "thumbnail.webp"
+    thumb.parent.mkdir(parents=True)
+    buf = io.BytesIO()
+    Image.new("RGB", (64, 64), (90, 90, 200)).save(buf, format="WEBP")
+    thumb.write_bytes(buf.getvalue())
+    artifact = {
+        "video_key": "seed/video.mp4",
+        "thumbnail_key": "seed/thumbnail.webp",
+        "spritesheet_key": None,
+        "bytes": 1,
+        "num_frames": 9,
+        "width": 64,
+        "height": 64,
+        "fps": 16,
+        "sha256": "0" * 64,
+        "extra": {},
+    }
+    with sqlite3.connect(home / "reelgen.db") as db:
+        db.execute(
+            "UPDATE jobs SET status = 'completed', progress = 100, attempt = 1, finished_at = created_at + 1, "
+            "artifact = ?",
+            (json.dumps(artifact),),
+        )
+
+
+@pytest.fixture(scope="module")
+def big_library(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    home = tmp_path_factory.mktemp("reelgen-big-library")
+    seed(home)
+    port = _free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("REELGEN_")}
+    env["REELGEN_HOME"] = str(home)
+    log_path = home / "serve.log"
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "reelgen.cli", "serve", "--port", str(port), "--no-worker"],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        _wait_healthy(url, proc, log_path)
+        yield url
+    finally:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def test_ten_thousand_videos_load_one_page_at_a_time(browser: Any, big_library: str, tmp_path: Path) -> None:  # noqa: F811
+    context = browser.new_context(base_url=big_library, viewport={"width": 1280, "height": 860})
+    page = context.new_page()
+    cards = page.locator("#grid li.card")
+    started = time.monotonic()
+    open_page(page, "/library")
+    page.wait_for_function("() => [...document.querySelectorAll('#grid img')].some((img) => img.naturalWidth > 0)")
+    elapsed = time.monotonic() - started
+    assert elapsed < 5, f"the first page took {elapsed:.1f} s"
+    shown = cards.count()
+    # Pages of 24, only as many as fill the screen: never the whole library.
+    assert 24 <= shown <= 72 and shown % 24 == 0
+    assert cards.first.locator(".card-prompt").inner_text() == f"fox number {VIDEOS - 1}"  # newest first
+
+    page.click("#more")
+    expect(cards).to_have_count(shown + 24)
+    assert cards.nth(shown).locator(".card-prompt").inner_text() == f"fox number {VIDEOS - 1 - shown}"
+    # Scrolling near the end fetches the next page by itself.
+    page.mouse.wheel(0, 100_000)
+    expect(cards).to_have_count(shown + 48)
+    snap(page, tmp_path / "library-10000.png")
+
+    # The create page's queue reads one short page too.
+    started = time.monotonic()
+    open_page(page, "/")
+    assert time.monotonic() - started < 5
+    expect(page.locator("#jobs li.job")).to_have_count(6)
+    context.close()
