@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from reelgen.domain.models import FrameRule, ModelSpec, Size
+from reelgen.engines.open_catalog import register_open_models
 
 if TYPE_CHECKING:
     from reelgen.engines.registry import RegisterFn
@@ -58,3 +59,5 @@ TINY_RANDOM_WAN = ModelSpec(
 
 def register_builtin_models(register: RegisterFn) -> None:
     register(TINY_RANDOM_WAN, "reelgen.engines.tiny_wan:create_engine")
+    # The open-weights families (Wan, LTX-Video, HunyuanVideo, CogVideoX); their specs live in open_catalog.
+    register_open_models(register)

@@ -43,6 +43,9 @@ ENTRY_POINT_GROUP = "reelgen.models"
 # Top-level packages a diffusers engine imports; `availability` checks them without importing them.
 DIFFUSERS_STACK: tuple[str, ...] = ("torch", "diffusers", "transformers", "tokenizers")
 
+# The factory of catalog entries whose family engine is not written yet (reelgen.engines.pending).
+PENDING_FACTORY = "reelgen.engines.pending:create_engine"
+
 
 class RegisterFn(Protocol):
     def __call__(
@@ -144,12 +147,33 @@ class Registry:
         - For models that need a GPU: when torch is already imported (worker, CLI) or `probe_device` is set,
           ask torch.cuda; otherwise (the HTTP process) look for an NVIDIA driver-visible GPU in /proc and
           /dev, which is a cheap hint, not a guarantee that torch can use it.
+        - For models with a `source` option (Hub repo id or local folder): whether the weights are on disk
+          (HF cache lookup, no network); "needs download" names the command that fetches them.
+        - Catalog entries without an engine yet (PENDING_FACTORY) are never runnable.
         """
         reg = self.get(model_id)
+        if reg.factory == PENDING_FACTORY:
+            return Availability(False, f"no engine for {model_id} in this version of reelgen yet")
         missing = [pkg for pkg in reg.requires if importlib.util.find_spec(pkg) is None]
         if missing:
             return Availability(False, f"needs the Python package(s) {', '.join(missing)}")
-        if not reg.spec.needs_gpu:
+        device = self._device_availability(reg.spec, probe_device)
+        source = reg.options.get("source")
+        if not isinstance(source, str):
+            return device
+        # Models loaded from a Hub repo or folder: also say whether the weights are here (disk only, no network).
+        from reelgen.engines.weights import weights_status
+
+        weights = weights_status(source)
+        if weights.present:
+            return device
+        if device.runnable:
+            return Availability(False, weights.reason)
+        return Availability(False, f"{device.reason}; {weights.reason}")
+
+    @staticmethod
+    def _device_availability(spec: ModelSpec, probe_device: bool) -> Availability:
+        if not spec.needs_gpu:
             return Availability(True, "runs on CPU or GPU")
         if probe_device or "torch" in sys.modules:
             import torch

@@ -1,9 +1,14 @@
-"""Wan 2.x text-to-video through diffusers' WanPipeline.
+"""Wan 2.x text-to-video through diffusers' WanPipeline, and image-to-video through WanImageToVideoPipeline.
 
 Reading order: how a pipeline is loaded (`load_wan_pipeline`, `create_engine`), then `WanEngine.run`, which
-calls the real `WanPipeline.__call__` with `output_type="latent"`, reports every step to the sink (with a
+calls the real pipeline's `__call__` with `output_type="latent"`, reports every step to the sink (with a
 cheap latent->RGB preview), and returns a VideoOutput whose chunks are decoded by the pipeline's VAE lazily,
 latent frame by latent frame, while the worker encodes the previous chunk.
+
+An image-to-video checkpoint (Wan 2.1 I2V, Wan 2.2 I2V A14B) loads as WanImageToVideoPipeline and needs
+`request.input_image`; a text-to-video one loads as WanPipeline and refuses an image, except Wan 2.2 TI2V 5B
+(`expand_timesteps`), which does both: its components also run as WanImageToVideoPipeline when an image comes.
+All return plain video latents, so previews and decoding are shared.
 """
 
 from __future__ import annotations
@@ -13,11 +18,12 @@ import inspect
 import threading
 import time
 import traceback
-from collections.abc import Callable, Generator, Iterator
+from collections.abc import Callable, Generator, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import PIL.Image
 import torch
 import torch.nn.functional as F
 
@@ -25,16 +31,20 @@ import torch.nn.functional as F
 # placeholder "dummy" classes first, so type checkers would see attribute-less stand-ins.
 from diffusers.models.autoencoders.autoencoder_kl_wan import AutoencoderKLWan
 from diffusers.pipelines.wan.pipeline_wan import WanPipeline
+from diffusers.pipelines.wan.pipeline_wan_i2v import WanImageToVideoPipeline
 from diffusers.utils import deprecation_utils
 
 from reelgen.domain.errors import InvalidParams
 from reelgen.domain.models import ModelSpec
 from reelgen.engines.base import STAGE_GENERATE, Engine, ProgressSink, StageRequest, VideoOutput
+from reelgen.engines.weights import require_weights
 
 FRAMES_PER_CHUNK = 16
 # Previews are upsampled from latent resolution (1/8 of the video) towards this long side, at most 4x.
 PREVIEW_LONG_SIDE = 256
 
+
+AnyWanPipeline = WanPipeline | WanImageToVideoPipeline
 
 # diffusers renamed from_pretrained's `torch_dtype` to `dtype` (huggingface/diffusers#14205) and warns on the
 # old name; releases before that accept only `torch_dtype`.
@@ -68,6 +78,14 @@ def load_wan_pipeline(source: str | Path, *, dtype: torch.dtype, device: str) ->
     return pipe.to(device)
 
 
+def load_wan_i2v_pipeline(source: str | Path, *, dtype: torch.dtype, device: str) -> WanImageToVideoPipeline:
+    """`load_wan_pipeline` for image-to-video checkpoints (Wan 2.1 I2V with its CLIP image encoder, Wan 2.2 I2V
+    A14B without one): the same float32 VAE, loaded as WanImageToVideoPipeline."""
+    vae = AutoencoderKLWan.from_pretrained(source, subfolder="vae", **{_DTYPE_KWARG: torch.float32})
+    pipe = WanImageToVideoPipeline.from_pretrained(source, vae=vae, **{_DTYPE_KWARG: dtype})
+    return pipe.to(device)
+
+
 def create_engine(
     spec: ModelSpec,
     device: str | None = None,
@@ -75,17 +93,25 @@ def create_engine(
     source: str,
     dtype: str | None = None,
     max_sequence_length: int = 512,
+    image_to_video: bool = False,
+    flow_shift: Mapping[str, float] | None = None,
 ) -> WanEngine:
     """Registry factory for real Wan checkpoints: `register(spec, "reelgen.engines.wan:create_engine",
-    options={"source": "Wan-AI/Wan2.1-T2V-1.3B-Diffusers"})`."""
+    options={"source": "Wan-AI/Wan2.1-T2V-1.3B-Diffusers"})`; add `"image_to_video": True` for I2V checkpoints
+    and `"flow_shift": {"1280x720": 5.0}` where a size needs another scheduler shift than the checkpoint ships.
+
+    Fails here, before any job work, when the weights are missing and cannot be downloaded (HF_HUB_OFFLINE)."""
+    require_weights(source)
     device = device or default_device()
     torch_dtype = resolve_dtype(dtype, device)
+    loader = load_wan_i2v_pipeline if image_to_video else load_wan_pipeline
     return WanEngine(
         spec,
-        lambda: load_wan_pipeline(source, dtype=torch_dtype, device=device),
+        lambda: loader(source, dtype=torch_dtype, device=device),
         device,
         torch_dtype,
         max_sequence_length=max_sequence_length,
+        flow_shift=flow_shift,
     )
 
 
@@ -103,22 +129,29 @@ class WanEngine(Engine):
     def __init__(
         self,
         spec: ModelSpec,
-        pipeline_loader: Callable[[], WanPipeline],
+        pipeline_loader: Callable[[], AnyWanPipeline],
         device: str = "cpu",
         dtype: torch.dtype = torch.float32,
         *,
         max_sequence_length: int = 512,
         frames_per_chunk: int = FRAMES_PER_CHUNK,
+        flow_shift: Mapping[str, float] | None = None,
     ) -> None:
         self.spec = spec
         self.device = device
         self.dtype = dtype
         self.max_sequence_length = max_sequence_length
+        # Scheduler shift per size ("WIDTHxHEIGHT"), where it differs from the checkpoint's scheduler config:
+        # Wan 2.1 ships shift 3 (right for 480p) and wants 5 at 720p. Sizes not listed use the shipped value.
+        self.flow_shift = dict(flow_shift or {})
         self.frames_per_chunk = frames_per_chunk
         self._loader = pipeline_loader
         self._load_lock = threading.Lock()
-        self._pipe: WanPipeline | None = None
+        self._pipe: AnyWanPipeline | None = None
+        # Wan 2.2 TI2V only: the same components as an image-to-video pipeline (no second copy of the weights).
+        self._image_pipe: WanImageToVideoPipeline | None = None
         self._preview_projection: torch.Tensor | None = None
+        self._shipped_shift: float | None = None
         self._load_seconds = 0.0
         # Bumped by every run/unload so a VideoOutput from an earlier run knows it may no longer decode.
         self._generation = 0
@@ -134,13 +167,15 @@ class WanEngine(Engine):
             # The sink reports progress; diffusers' tqdm bars would only clutter worker logs.
             pipe.set_progress_bar_config(disable=True)
             self._preview_projection = _fit_preview_projection(pipe.vae, pipe.vae_scale_factor_spatial)
+            self._image_pipe = _image_mode_of(pipe)
+            self._shipped_shift = _flow_shift_of(pipe)
             self._pipe = pipe
             self._load_seconds = time.perf_counter() - started
 
     def unload(self) -> None:
         with self._load_lock:
             self._generation += 1
-            self._pipe = None
+            self._pipe = self._image_pipe = None
             self._preview_projection = None
         self._free_memory()
 
@@ -157,16 +192,18 @@ class WanEngine(Engine):
 
     def run(self, request: StageRequest, sink: ProgressSink) -> VideoOutput:
         self.load()
-        pipe = self._pipe
-        assert pipe is not None
+        assert self._pipe is not None
+        # A TI2V checkpoint given an image runs its image-to-video mode; otherwise the loaded pipeline.
+        pipe = self._image_pipe if self._image_pipe is not None and request.input_image is not None else self._pipe
         self._check_request(pipe, request)
         params = request.params
+        _set_flow_shift(pipe, self.flow_shift.get(str(params.size), self._shipped_shift))
         self._generation += 1
         stats: dict[str, float] = {"load_seconds": self._load_seconds}
         step_seconds: list[float] = []
         mark = time.perf_counter()
 
-        def on_step_end(pipeline: WanPipeline, i: int, t: Any, tensors: dict[str, torch.Tensor]) -> dict:
+        def on_step_end(pipeline: AnyWanPipeline, i: int, t: Any, tensors: dict[str, torch.Tensor]) -> dict:
             nonlocal mark
             # Time spent in the sink (database writes, previews) is not model time: keep it out of the ETA.
             step_seconds.append(time.perf_counter() - mark)
@@ -174,10 +211,16 @@ class WanEngine(Engine):
             mark = time.perf_counter()
             return {}
 
+        # Image-to-video: the reference image, resized by the pipeline to the requested size.
+        image_input: dict[str, Any] = {}
+        if isinstance(pipe, WanImageToVideoPipeline):
+            assert request.input_image is not None
+            image_input["image"] = PIL.Image.fromarray(np.ascontiguousarray(request.input_image), mode="RGB")
         started = time.perf_counter()
         failed = True
         try:
             latents = pipe(
+                **image_input,
                 prompt=params.prompt,
                 negative_prompt=params.negative_prompt or None,
                 height=params.size.height,
@@ -216,11 +259,21 @@ class WanEngine(Engine):
             stats=stats,
         )
 
-    def _check_request(self, pipe: WanPipeline, request: StageRequest) -> None:
+    def _check_request(self, pipe: AnyWanPipeline, request: StageRequest) -> None:
         """Refuse what the pipeline would silently 'fix' (it rounds sizes and frame counts down)."""
         if request.stage != STAGE_GENERATE:
             raise InvalidParams(f"model {self.spec.id} cannot run stage {request.stage!r}", param="stage")
-        if request.input_image is not None or request.init_frames is not None:
+        if request.init_frames is not None:
+            raise InvalidParams(f"model {self.spec.id} cannot continue a video yet", param="input_reference")
+        image = request.input_image
+        if isinstance(pipe, WanImageToVideoPipeline):
+            if image is None:
+                raise InvalidParams(
+                    f"model {self.spec.id} animates an image: send input_reference", param="input_reference"
+                )
+            if image.ndim != 3 or image.shape[-1] != 3 or image.dtype != np.uint8:
+                raise InvalidParams("the input image must be uint8 RGB (H, W, 3)", param="input_reference")
+        elif image is not None:
             raise InvalidParams(f"model {self.spec.id} is text-to-video only", param="input_reference")
         params = request.params
         multiple = pipe.vae_scale_factor_spatial * pipe.transformer.config.patch_size[1]
@@ -377,3 +430,41 @@ def _project_to_rgb(frame: torch.Tensor, projection: torch.Tensor) -> np.ndarray
     if factor > 1:
         rgb = F.interpolate(rgb, scale_factor=factor, mode="bilinear", align_corners=False)
     return (rgb[0].clamp(0, 1) * 255).round().to(torch.uint8).permute(1, 2, 0).cpu().numpy()
+
+
+def _image_mode_of(pipe: AnyWanPipeline) -> WanImageToVideoPipeline | None:
+    """Wan 2.2 TI2V's image-to-video pipeline over the loaded components, or None for other checkpoints.
+    TI2V's image conditioning is the clean first latent frame held by per-token timesteps (expand_timesteps),
+    so it needs no CLIP image encoder."""
+    if not isinstance(pipe, WanPipeline) or not pipe.config.get("expand_timesteps", False):
+        return None
+    image_pipe = WanImageToVideoPipeline(
+        tokenizer=pipe.tokenizer,
+        text_encoder=pipe.text_encoder,
+        vae=pipe.vae,
+        scheduler=pipe.scheduler,
+        transformer=pipe.transformer,
+        transformer_2=pipe.transformer_2,
+        boundary_ratio=pipe.config.get("boundary_ratio"),
+        expand_timesteps=True,
+    )
+    image_pipe.set_progress_bar_config(disable=True)
+    return image_pipe
+
+
+def _flow_shift_of(pipe: AnyWanPipeline) -> float | None:
+    """The shift of the pipeline's flow-matching scheduler (UniPC calls it flow_shift, Euler shift)."""
+    config = pipe.scheduler.config
+    for key in ("flow_shift", "shift"):
+        if key in config:
+            return float(config[key])
+    return None
+
+
+def _set_flow_shift(pipe: AnyWanPipeline, shift: float | None) -> None:
+    """Rebuild the scheduler with `shift` when it differs (a config copy: cheap, and schedulers hold no weights)."""
+    current = _flow_shift_of(pipe)
+    if shift is None or current is None or shift == current:
+        return
+    key = "flow_shift" if "flow_shift" in pipe.scheduler.config else "shift"
+    pipe.scheduler = type(pipe.scheduler).from_config(pipe.scheduler.config, **{key: shift})

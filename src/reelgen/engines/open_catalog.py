@@ -1,0 +1,342 @@
+"""The open-weights model families (Wan, LTX-Video, HunyuanVideo, CogVideoX) as registry entries. Torch-free.
+
+`catalog.register_builtin_models` calls `register_open_models`; this file holds only specs and factory paths,
+so the HTTP process can list and validate these models without importing torch. Each entry's `source` is the
+Hugging Face repo (diffusers layout) the worker loads; `reelgen.engines.weights` says whether it is cached.
+
+Where the numbers come from (diffusers 0.42 source, pipelines/*, and the model cards):
+- sizes: the resolutions each checkpoint was trained at. Wan 2.1/2.2 A14B: 832x480 (480p) and 1280x720
+  (720p); Wan 2.2 TI2V 5B: 1280x704 (its VAE compresses 16x and the transformer patchifies 2x2, so sides are
+  multiples of 32); LTX-Video: multiples of 32, trained up to 1216x704; HunyuanVideo: 1280x720 and 960x544;
+  CogVideoX 5B: 720x480 only; CogVideoX 1.5: 1360x768.
+- frame rules: the VAEs compress time 4x (Wan, Hunyuan, CogVideoX: 4k+1 frames) or 8x (LTX: 8k+1), keeping
+  the first frame on its own. Maxima are the trained lengths: Wan 81 (2.2 5B: 121), LTX 257, Hunyuan 129,
+  CogVideoX 49 (1.5: 81).
+- steps/guidance: the pipelines' defaults and the model cards' recommendations (Wan 50 / 5.0, Wan 2.2 A14B 40
+  / 4.0 (T2V) and 3.5 (I2V), LTX 50 / 3.0 (0.9.1), 30 / 5.0 (0.9.7 dev), 8 / 1.0 (distilled, guidance
+  distilled), Hunyuan 50 / 6.0 (embedded guidance), CogVideoX 50 / 6.0).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from reelgen.domain.models import FrameRule, ModelSpec, Size
+from reelgen.engines.registry import PENDING_FACTORY
+
+if TYPE_CHECKING:
+    from reelgen.engines.registry import RegisterFn
+
+WAN_FACTORY = "reelgen.engines.wan:create_engine"
+LTX_FACTORY = "reelgen.engines.ltx:create_engine"
+
+TEXT = ("text",)
+TEXT_IMAGE = ("text", "image")
+
+
+def _both(width: int, height: int) -> tuple[Size, Size]:
+    """Landscape and portrait of one resolution."""
+    return Size(width, height), Size(height, width)
+
+
+# -- Wan (Wan-AI) ---------------------------------------------------------------------------------------------
+
+WAN_480P = _both(832, 480)
+WAN_720P = _both(1280, 720)
+WAN_21_FRAMES = FrameRule(multiple=4, offset=1, min_frames=5, max_frames=81)
+# Wan 2.1's recommended scheduler shift: 3.0 at 480p, 5.0 at 720p (diffusers' Wan docs); WanEngine applies it
+# per request size. Wan 2.2 checkpoints ship their own scheduler settings.
+WAN_21_SHIFT = {str(s): 3.0 for s in WAN_480P} | {str(s): 5.0 for s in WAN_720P}
+
+WAN21_T2V_1_3B = ModelSpec(
+    id="wan2.1-t2v-1.3b",
+    family="wan",
+    description="Wan 2.1 text-to-video, 1.3B parameters, 480p. The small Wan: fits in ~8 GB of VRAM with offload.",
+    sizes=WAN_480P,
+    default_size=Size(832, 480),
+    fps=16,
+    default_seconds=5.0,
+    max_seconds=5.0,
+    frame_rule=WAN_21_FRAMES,
+    default_steps=50,
+    max_steps=100,
+    default_guidance=5.0,
+    inputs=TEXT,
+    needs_gpu=True,
+    owned_by="Wan-AI",
+)
+
+WAN21_T2V_14B = ModelSpec(
+    id="wan2.1-t2v-14b",
+    family="wan",
+    description="Wan 2.1 text-to-video, 14B parameters, 480p and 720p.",
+    sizes=WAN_720P + WAN_480P,
+    default_size=Size(1280, 720),
+    fps=16,
+    default_seconds=5.0,
+    max_seconds=5.0,
+    frame_rule=WAN_21_FRAMES,
+    default_steps=50,
+    max_steps=100,
+    default_guidance=5.0,
+    inputs=TEXT,
+    needs_gpu=True,
+    owned_by="Wan-AI",
+)
+
+WAN21_I2V_14B_480P = ModelSpec(
+    id="wan2.1-i2v-14b-480p",
+    family="wan",
+    description="Wan 2.1 image-to-video, 14B parameters, 480p: animates a reference image following the prompt.",
+    sizes=WAN_480P,
+    default_size=Size(832, 480),
+    fps=16,
+    default_seconds=5.0,
+    max_seconds=5.0,
+    frame_rule=WAN_21_FRAMES,
+    default_steps=50,
+    max_steps=100,
+    default_guidance=5.0,
+    inputs=TEXT_IMAGE,
+    needs_gpu=True,
+    owned_by="Wan-AI",
+)
+
+WAN21_I2V_14B_720P = ModelSpec(
+    id="wan2.1-i2v-14b-720p",
+    family="wan",
+    description="Wan 2.1 image-to-video, 14B parameters, 720p: animates a reference image following the prompt.",
+    sizes=WAN_720P,
+    default_size=Size(1280, 720),
+    fps=16,
+    default_seconds=5.0,
+    max_seconds=5.0,
+    frame_rule=WAN_21_FRAMES,
+    default_steps=50,
+    max_steps=100,
+    default_guidance=5.0,
+    inputs=TEXT_IMAGE,
+    needs_gpu=True,
+    owned_by="Wan-AI",
+)
+
+WAN22_TI2V_5B = ModelSpec(
+    id="wan2.2-ti2v-5b",
+    family="wan",
+    description=(
+        "Wan 2.2 text/image-to-video, 5B parameters, 720p at 24 fps, with the high-compression Wan 2.2 VAE. "
+        "Runs on a 24 GB GPU."
+    ),
+    sizes=_both(1280, 704),
+    default_size=Size(1280, 704),
+    fps=24,
+    default_seconds=5.0,
+    max_seconds=5.0,
+    frame_rule=FrameRule(multiple=4, offset=1, min_frames=5, max_frames=121),
+    default_steps=50,
+    max_steps=100,
+    default_guidance=5.0,
+    # One checkpoint, both modes: WanEngine runs its components as WanImageToVideoPipeline when an image comes.
+    inputs=TEXT_IMAGE,
+    needs_gpu=True,
+    owned_by="Wan-AI",
+)
+
+WAN22_T2V_A14B = ModelSpec(
+    id="wan2.2-t2v-a14b",
+    family="wan",
+    description=(
+        "Wan 2.2 text-to-video, two 14B experts (high-noise then low-noise, switched at the checkpoint's boundary "
+        "ratio), 480p and 720p."
+    ),
+    sizes=WAN_720P + WAN_480P,
+    default_size=Size(1280, 720),
+    fps=16,
+    default_seconds=5.0,
+    max_seconds=5.0,
+    frame_rule=WAN_21_FRAMES,
+    default_steps=40,
+    max_steps=100,
+    default_guidance=4.0,
+    inputs=TEXT,
+    needs_gpu=True,
+    owned_by="Wan-AI",
+)
+
+WAN22_I2V_A14B = ModelSpec(
+    id="wan2.2-i2v-a14b",
+    family="wan",
+    description="Wan 2.2 image-to-video, two 14B experts, 480p and 720p.",
+    sizes=WAN_720P + WAN_480P,
+    default_size=Size(1280, 720),
+    fps=16,
+    default_seconds=5.0,
+    max_seconds=5.0,
+    frame_rule=WAN_21_FRAMES,
+    default_steps=40,
+    max_steps=100,
+    default_guidance=3.5,
+    inputs=TEXT_IMAGE,
+    needs_gpu=True,
+    owned_by="Wan-AI",
+)
+
+# -- LTX-Video (Lightricks) -----------------------------------------------------------------------------------
+
+LTX_SIZES = _both(768, 512) + _both(704, 480) + _both(832, 480) + _both(1216, 704) + (Size(512, 512),)
+LTX_FRAMES = FrameRule(multiple=8, offset=1, min_frames=9, max_frames=257)
+
+LTX_VIDEO_0_9_1 = ModelSpec(
+    id="ltx-video-0.9.1",
+    family="ltx",
+    description="LTX-Video 0.9.1, 2B parameters: fast, real-time-class video at 24 fps, up to 10 s.",
+    sizes=LTX_SIZES,
+    default_size=Size(704, 480),
+    fps=24,
+    default_seconds=5.0,
+    max_seconds=10.0,
+    frame_rule=LTX_FRAMES,
+    default_steps=50,
+    max_steps=100,
+    default_guidance=3.0,
+    inputs=TEXT_IMAGE,
+    needs_gpu=True,
+    owned_by="Lightricks",
+)
+
+LTX_VIDEO_0_9_7_DEV = ModelSpec(
+    id="ltx-video-0.9.7-dev",
+    family="ltx",
+    description="LTX-Video 0.9.7 dev, 13B parameters: the quality LTX, 24 fps, up to 10 s.",
+    sizes=LTX_SIZES,
+    default_size=Size(768, 512),
+    fps=24,
+    default_seconds=5.0,
+    max_seconds=10.0,
+    frame_rule=LTX_FRAMES,
+    default_steps=30,
+    max_steps=100,
+    default_guidance=5.0,
+    inputs=TEXT_IMAGE,
+    needs_gpu=True,
+    owned_by="Lightricks",
+)
+
+LTX_VIDEO_0_9_7_DISTILLED = ModelSpec(
+    id="ltx-video-0.9.7-distilled",
+    family="ltx",
+    description="LTX-Video 0.9.7 distilled, 13B parameters, guidance-distilled: 8 steps, no CFG.",
+    sizes=LTX_SIZES,
+    default_size=Size(768, 512),
+    fps=24,
+    default_seconds=5.0,
+    max_seconds=10.0,
+    frame_rule=LTX_FRAMES,
+    default_steps=8,
+    max_steps=50,
+    default_guidance=1.0,
+    inputs=TEXT_IMAGE,
+    needs_gpu=True,
+    owned_by="Lightricks",
+)
+
+# -- HunyuanVideo (Tencent; diffusers weights from hunyuanvideo-community) -----------------------------------
+
+HUNYUAN_VIDEO = ModelSpec(
+    id="hunyuanvideo",
+    family="hunyuan",
+    description="HunyuanVideo, 13B parameters, 720p and 544p at 24 fps.",
+    sizes=_both(1280, 720) + _both(960, 544),
+    default_size=Size(1280, 720),
+    fps=24,
+    default_seconds=5.0,
+    max_seconds=5.375,  # 129 frames
+    frame_rule=FrameRule(multiple=4, offset=1, min_frames=5, max_frames=129),
+    default_steps=50,
+    max_steps=100,
+    default_guidance=6.0,
+    inputs=TEXT,
+    needs_gpu=True,
+    owned_by="tencent",
+)
+
+# -- CogVideoX (THUDM / Zhipu AI) ------------------------------------------------------------------------------
+
+COGVIDEOX_5B = ModelSpec(
+    id="cogvideox-5b",
+    family="cogvideox",
+    description="CogVideoX 5B, 720x480, 6 s at 8 fps.",
+    sizes=(Size(720, 480),),
+    default_size=Size(720, 480),
+    fps=8,
+    default_seconds=6.0,
+    max_seconds=6.0,
+    frame_rule=FrameRule(multiple=4, offset=1, min_frames=9, max_frames=49),
+    default_steps=50,
+    max_steps=100,
+    default_guidance=6.0,
+    inputs=TEXT,
+    needs_gpu=True,
+    owned_by="THUDM",
+)
+
+COGVIDEOX_1_5_5B = ModelSpec(
+    id="cogvideox1.5-5b",
+    family="cogvideox",
+    description="CogVideoX 1.5 5B, 1360x768, 5 s at 16 fps.",
+    sizes=(Size(1360, 768), Size(768, 1360)),
+    default_size=Size(1360, 768),
+    fps=16,
+    default_seconds=5.0,
+    max_seconds=5.0,
+    frame_rule=FrameRule(multiple=4, offset=1, min_frames=9, max_frames=81),
+    default_steps=50,
+    max_steps=100,
+    default_guidance=6.0,
+    inputs=TEXT,
+    needs_gpu=True,
+    owned_by="THUDM",
+)
+
+# (spec, factory, options): the registry passes the options to the factory as keyword arguments.
+OPEN_MODELS: tuple[tuple[ModelSpec, str, dict[str, object]], ...] = (
+    (WAN21_T2V_1_3B, WAN_FACTORY, {"source": "Wan-AI/Wan2.1-T2V-1.3B-Diffusers", "flow_shift": WAN_21_SHIFT}),
+    (WAN21_T2V_14B, WAN_FACTORY, {"source": "Wan-AI/Wan2.1-T2V-14B-Diffusers", "flow_shift": WAN_21_SHIFT}),
+    (
+        WAN21_I2V_14B_480P,
+        WAN_FACTORY,
+        {"source": "Wan-AI/Wan2.1-I2V-14B-480P-Diffusers", "image_to_video": True, "flow_shift": WAN_21_SHIFT},
+    ),
+    (
+        WAN21_I2V_14B_720P,
+        WAN_FACTORY,
+        {"source": "Wan-AI/Wan2.1-I2V-14B-720P-Diffusers", "image_to_video": True, "flow_shift": WAN_21_SHIFT},
+    ),
+    (WAN22_TI2V_5B, WAN_FACTORY, {"source": "Wan-AI/Wan2.2-TI2V-5B-Diffusers"}),
+    (WAN22_T2V_A14B, WAN_FACTORY, {"source": "Wan-AI/Wan2.2-T2V-A14B-Diffusers"}),
+    (WAN22_I2V_A14B, WAN_FACTORY, {"source": "Wan-AI/Wan2.2-I2V-A14B-Diffusers", "image_to_video": True}),
+    # 0.9.1 and later VAEs are timestep-conditioned: decode at t=0.05 with 2.5% noise (diffusers' LTX docs).
+    (
+        LTX_VIDEO_0_9_1,
+        LTX_FACTORY,
+        {"source": "diffusers/LTX-Video-0.9.1", "decode_timestep": 0.05, "decode_noise_scale": 0.025},
+    ),
+    (
+        LTX_VIDEO_0_9_7_DEV,
+        LTX_FACTORY,
+        {"source": "Lightricks/LTX-Video-0.9.7-dev", "decode_timestep": 0.05, "decode_noise_scale": 0.025},
+    ),
+    (
+        LTX_VIDEO_0_9_7_DISTILLED,
+        LTX_FACTORY,
+        {"source": "Lightricks/LTX-Video-0.9.7-distilled", "decode_timestep": 0.05, "decode_noise_scale": 0.025},
+    ),
+    (HUNYUAN_VIDEO, PENDING_FACTORY, {"source": "hunyuanvideo-community/HunyuanVideo"}),
+    (COGVIDEOX_5B, PENDING_FACTORY, {"source": "THUDM/CogVideoX-5b"}),
+    (COGVIDEOX_1_5_5B, PENDING_FACTORY, {"source": "THUDM/CogVideoX1.5-5B"}),
+)
+
+
+def register_open_models(register: RegisterFn) -> None:
+    for spec, factory, options in OPEN_MODELS:
+        register(spec, factory, options=options)
