@@ -1,4 +1,4 @@
-"""`reelgen serve | worker | generate | models`."""
+"""`reelgen serve | worker | generate | models | train-demo | eval-demo`."""
 
 from __future__ import annotations
 
@@ -44,15 +44,45 @@ def main(argv: list[str] | None = None) -> int:
     group.add_argument("--workers", type=int, default=1, help="embedded worker threads (default 1)")
     group.add_argument("--no-worker", action="store_true", help="serve only; run `reelgen worker` elsewhere")
 
+    p = sub.add_parser("train-demo", help="train the reelgen-demo model (resumable; see reelgen.demo.train)")
+    p.add_argument("--run-dir", type=Path, help="checkpoints, cache and logs (default: $REELGEN_HOME/demo-run)")
+    p.add_argument("--resume", action="store_true", help="continue the run in --run-dir from its last checkpoint")
+    p.add_argument("--steps", type=int, help="train the transformer up to this step (default 100000)")
+    p.add_argument(
+        "--max-minutes", type=float, help="stop (after checkpointing) once the transformer stage ran this long"
+    )
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--vae-steps", type=int, help="VAE training steps (new runs only; default 400)")
+    p.add_argument("--cache-size", type=int, help="training clips encoded for the transformer (new runs only)")
+    p.add_argument("--batch", type=int, help="transformer batch size (new runs only; default 16)")
+    p.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1: shared machines)")
+    p.add_argument("--checkpoint-every", type=int, default=250, help="transformer steps between checkpoints")
+    p.add_argument("--export", type=Path, help="also write the pipeline here at every checkpoint")
+
+    p = sub.add_parser("eval-demo", help="score reelgen-demo on held-out captions with the demo checker")
+    p.add_argument("--n", type=int, default=100, help="number of held-out clips")
+    p.add_argument("--weights", type=Path, help="pipeline folder (default: the packaged weights)")
+    p.add_argument("--steps", type=int, default=20)
+    p.add_argument("--guidance-scale", type=float, default=4.0)
+    p.add_argument("--seed", type=int, default=1234)
+    p.add_argument("--threads", type=int, default=1, help="torch CPU threads")
+    p.add_argument("--save-clips", type=Path, help="write each generated clip here as .npy")
+
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     try:
-        return {"generate": cmd_generate, "worker": cmd_worker, "models": cmd_models, "serve": cmd_serve}[args.command](
-            args
-        )
+        commands = {
+            "generate": cmd_generate,
+            "worker": cmd_worker,
+            "models": cmd_models,
+            "serve": cmd_serve,
+            "train-demo": cmd_train_demo,
+            "eval-demo": cmd_eval_demo,
+        }
+        return commands[args.command](args)
     except ReelgenError as e:
         field = f" ({e.param})" if e.param else ""
         print(f"error{field}: {e.message}", file=sys.stderr)
@@ -158,6 +188,59 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     settings = Settings()
     return serve(settings, host=args.host, port=args.port, workers=0 if args.no_worker else args.workers)
+
+
+def cmd_train_demo(args: argparse.Namespace) -> int:
+    import torch
+
+    from reelgen.demo.train import TrainConfig, Trainer
+
+    torch.set_num_threads(max(args.threads, 1))
+    run_dir = args.run_dir or Settings().home / "demo-run"
+    defaults = TrainConfig()
+    # A resumed run keeps its saved settings except steps and checkpoint_every (see Trainer).
+    config = TrainConfig(
+        seed=args.seed,
+        steps=args.steps or defaults.steps,
+        checkpoint_every=args.checkpoint_every,
+        vae_steps=args.vae_steps or defaults.vae_steps,
+        cache_size=args.cache_size or defaults.cache_size,
+        batch=args.batch or defaults.batch,
+    )
+    try:
+        trainer = Trainer(run_dir, config, resume=args.resume, export=args.export)
+    except FileExistsError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    step = trainer.run(max_seconds=args.max_minutes * 60 if args.max_minutes else None)
+    print(f"transformer step {step}; pipeline in {run_dir / 'pipeline'}")
+    return 0
+
+
+def cmd_eval_demo(args: argparse.Namespace) -> int:
+    import torch
+
+    from reelgen.demo.evaluate import evaluate
+    from reelgen.demo.model import WEIGHTS_DIR
+    from reelgen.engines.wan import load_wan_pipeline
+
+    torch.set_num_threads(max(args.threads, 1))
+    folder = args.weights or WEIGHTS_DIR
+    if not (folder / "model_index.json").is_file():
+        print(f"error: no trained pipeline in {folder} (run `reelgen train-demo --export {folder}`)", file=sys.stderr)
+        return 2
+    pipe = load_wan_pipeline(folder, dtype=torch.float32, device="cpu")
+    result = evaluate(
+        pipe,
+        args.n,
+        steps=args.steps,
+        guidance=args.guidance_scale,
+        seed=args.seed,
+        save_dir=args.save_clips,
+        progress=print if args.verbose else None,
+    )
+    print(result.summary())
+    return 0
 
 
 def _stop_on_signals(stop: threading.Event) -> None:

@@ -7,6 +7,8 @@ dotted path of a factory that only a worker ever imports.
 
 from __future__ import annotations
 
+from functools import cache
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from reelgen.domain.models import FrameRule, ModelSpec, Size
@@ -57,7 +59,49 @@ TINY_RANDOM_WAN = ModelSpec(
 )
 
 
+# Where `reelgen train-demo --export` writes the shipped weights (reelgen.demo.model.WEIGHTS_DIR, named here
+# without importing torch).
+DEMO_WEIGHTS = Path(__file__).resolve().parent.parent / "demo" / "weights"
+
+
+@cache
+def demo_spec() -> ModelSpec:
+    """The `reelgen-demo` spec. Built on first use: its vocabulary comes from reelgen.demo, which needs numpy,
+    and the HTTP process should not pay for that import unless the demo weights are actually installed."""
+    from reelgen.demo.captions import VOCABULARY
+
+    return ModelSpec(
+        id="reelgen-demo",
+        family="wan",
+        description=(
+            "reelgen's own tiny Wan-architecture model, trained on a synthetic world: one coloured shape (circle, "
+            "square, triangle, star, diamond, ring, cross) moving, bouncing, growing, shrinking or staying still on "
+            "a plain, sky or grass background. It only knows the words in its vocabulary. Runs on any CPU."
+        ),
+        sizes=(Size(128, 128),),
+        default_size=Size(128, 128),
+        # Trained on 17 frames shown at 8 fps (2 s); the clip's motion spans its whole length.
+        fps=8,
+        default_seconds=2.0,
+        max_seconds=2.0,
+        frame_rule=FrameRule(multiple=4, offset=1, min_frames=17, max_frames=17),
+        default_steps=20,
+        max_steps=50,
+        default_guidance=4.0,
+        vocabulary=VOCABULARY,
+    )
+
+
+def __getattr__(name: str) -> ModelSpec:
+    if name == "REELGEN_DEMO":
+        return demo_spec()
+    raise AttributeError(name)
+
+
 def register_builtin_models(register: RegisterFn) -> None:
     register(TINY_RANDOM_WAN, "reelgen.engines.tiny_wan:create_engine")
+    # Only once trained weights are in the package (a source checkout before the first export has none).
+    if (DEMO_WEIGHTS / "model_index.json").is_file():
+        register(demo_spec(), "reelgen.engines.demo:create_engine")
     # The open-weights families (Wan, LTX-Video, HunyuanVideo, CogVideoX); their specs live in open_catalog.
     register_open_models(register)

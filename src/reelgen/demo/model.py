@@ -1,0 +1,172 @@
+"""The reelgen-demo model: a tiny Wan 2.1-architecture text-to-video pipeline over the demo world's vocabulary.
+
+Every component is the real diffusers / transformers class, so the trained model is saved with
+``save_pretrained`` and served by ``reelgen.engines.wan.load_wan_pipeline`` exactly like a Wan checkpoint:
+
+- tokenizer: a word-level ``PreTrainedTokenizerFast`` over ``demo.captions.VOCABULARY`` (<pad>=0, </s>=1,
+  <unk>=2 as in UMT5), splitting text the way ``captions.tokenize`` does;
+- text encoder: a 2-layer ``UMT5EncoderModel``, trained jointly with the transformer;
+- VAE: ``AutoencoderKLWan`` (4x time, 8x space, 16 latent channels), trained on rendered clips;
+- transformer: ``WanTransformer3DModel`` with 1x2x2 patches: a 17-frame 128x128 clip is 5x8x8 = 320 tokens;
+- scheduler: ``UniPCMultistepScheduler`` with flow sigmas and shift 3, the one the Wan 2.1 checkpoints ship.
+
+This module only builds and assembles components; ``demo.train`` trains them and ``demo.evaluate`` scores them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from diffusers.models.autoencoders.autoencoder_kl_wan import AutoencoderKLWan
+from diffusers.models.transformers.transformer_wan import WanTransformer3DModel
+from diffusers.pipelines.wan.pipeline_wan import WanPipeline
+from diffusers.schedulers.scheduling_unipc_multistep import UniPCMultistepScheduler
+from tokenizers import Regex, Tokenizer, normalizers, pre_tokenizers, processors
+from tokenizers.models import WordLevel
+from transformers import PreTrainedTokenizerFast, UMT5Config, UMT5EncoderModel
+
+from reelgen.demo.captions import VOCABULARY
+
+# The clip the model is trained on and makes by default: 17 frames (2 s at 8 fps) at 128x128.
+NUM_FRAMES = 17
+SIZE = 128
+FPS = 8
+# The longest training caption is 19 words + </s>; a few spare positions for users' extra words.
+MAX_SEQUENCE_LENGTH = 24
+SPECIAL_TOKENS = ("<pad>", "</s>", "<unk>")
+# The scheduler's shift, used both for sampling and for drawing training noise levels.
+FLOW_SHIFT = 3.0
+
+WEIGHTS_DIR = Path(__file__).parent / "weights"
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Sizes of the three networks. The defaults are what ``reelgen train-demo`` trains."""
+
+    text_dim: int = 64
+    text_layers: int = 2
+    text_heads: int = 4
+    vae_base_dim: int = 16
+    vae_dim_mult: tuple[int, ...] = (1, 2, 2, 2)
+    z_dim: int = 16
+    heads: int = 4
+    head_dim: int = 32
+    ffn_dim: int = 256
+    layers: int = 6
+
+
+def build_tokenizer(max_length: int = MAX_SEQUENCE_LENGTH) -> PreTrainedTokenizerFast:
+    """Word-level tokenizer over the demo vocabulary; unknown words map to <unk>, the text ends with </s>."""
+    vocab = {tok: i for i, tok in enumerate((*SPECIAL_TOKENS, *VOCABULARY))}
+    tokenizer = Tokenizer(WordLevel(vocab, unk_token="<unk>"))
+    tokenizer.normalizer = normalizers.Sequence([normalizers.NFKC(), normalizers.Lowercase()])
+    # Words are runs of letters; everything else separates them (as captions.tokenize does).
+    tokenizer.pre_tokenizer = pre_tokenizers.Split(Regex("[^a-z]+"), behavior="removed")
+    tokenizer.post_processor = processors.TemplateProcessing(single="$A </s>", special_tokens=[("</s>", 1)])
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tokenizer,
+        pad_token="<pad>",
+        eos_token="</s>",
+        unk_token="<unk>",
+        model_max_length=max_length,
+    )
+
+
+def build_text_encoder(config: ModelConfig, vocab_size: int) -> UMT5EncoderModel:
+    return UMT5EncoderModel(
+        UMT5Config(
+            vocab_size=vocab_size,
+            d_model=config.text_dim,
+            d_kv=config.text_dim // config.text_heads,
+            d_ff=config.text_dim * 2,
+            num_layers=config.text_layers,
+            num_heads=config.text_heads,
+            relative_attention_num_buckets=16,
+            relative_attention_max_distance=32,
+            dropout_rate=0.0,
+        )
+    )
+
+
+def build_vae(config: ModelConfig) -> AutoencoderKLWan:
+    # Three spatial downsamples (8x), the last two also in time (4x): 17 frames -> 5 latent frames.
+    return AutoencoderKLWan(
+        base_dim=config.vae_base_dim,
+        z_dim=config.z_dim,
+        dim_mult=list(config.vae_dim_mult),
+        num_res_blocks=1,
+        attn_scales=[],
+        temperal_downsample=[False, True, True],
+        dropout=0.0,
+    )
+
+
+def build_transformer(config: ModelConfig) -> WanTransformer3DModel:
+    return WanTransformer3DModel(
+        patch_size=(1, 2, 2),
+        num_attention_heads=config.heads,
+        attention_head_dim=config.head_dim,
+        in_channels=config.z_dim,
+        out_channels=config.z_dim,
+        text_dim=config.text_dim,
+        freq_dim=64,
+        ffn_dim=config.ffn_dim,
+        num_layers=config.layers,
+        cross_attn_norm=True,
+        qk_norm="rms_norm_across_heads",
+        eps=1e-6,
+        rope_max_seq_len=64,
+    )
+
+
+def build_scheduler() -> UniPCMultistepScheduler:
+    return UniPCMultistepScheduler(
+        prediction_type="flow_prediction", use_flow_sigmas=True, flow_shift=FLOW_SHIFT, num_train_timesteps=1000
+    )
+
+
+def build_pipeline(config: ModelConfig | None = None, seed: int = 0) -> WanPipeline:
+    """A freshly initialised (untrained) demo pipeline, identical for the same config and seed."""
+    config = config or ModelConfig()
+    tokenizer = build_tokenizer()
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        text_encoder = build_text_encoder(config, len(tokenizer))
+        vae = build_vae(config)
+        transformer = build_transformer(config)
+    return WanPipeline(
+        tokenizer=tokenizer,  # type: ignore[arg-type]  # annotated as AutoTokenizer, a factory
+        text_encoder=text_encoder,
+        vae=vae,
+        scheduler=build_scheduler(),  # type: ignore[arg-type]  # any flow-matching scheduler works
+        transformer=transformer,
+    )
+
+
+def set_latent_stats(vae: AutoencoderKLWan, mean: list[float], std: list[float]) -> None:
+    """Record the per-channel latent statistics WanPipeline normalises with (saved in the VAE's config)."""
+    vae.register_to_config(latents_mean=[float(m) for m in mean], latents_std=[float(s) for s in std])
+
+
+def encode_prompts(
+    pipe: WanPipeline, prompts: list[str], max_sequence_length: int = MAX_SEQUENCE_LENGTH
+) -> torch.Tensor:
+    """Prompt embeddings exactly as WanPipeline computes them at inference (with gradients when enabled)."""
+    return pipe._get_t5_prompt_embeds(
+        prompts, max_sequence_length=max_sequence_length, device=pipe.text_encoder.device, dtype=torch.float32
+    )
+
+
+def normalize_latents(vae: AutoencoderKLWan, z: torch.Tensor) -> torch.Tensor:
+    """VAE latents -> diffusion latents: (z - mean) / std per channel, as WanPipeline inverts before decoding."""
+    shape = (1, vae.config["z_dim"], 1, 1, 1)
+    mean = torch.tensor(vae.config["latents_mean"]).view(shape).to(z)
+    std = torch.tensor(vae.config["latents_std"]).view(shape).to(z)
+    return (z - mean) / std
+
+
+def count_parameters(module: torch.nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())

@@ -1,0 +1,361 @@
+"""Train the reelgen-demo model (``reelgen train-demo``): VAE, then a latent cache, then text encoder + transformer.
+
+Stages, each resumable from the run folder (``--resume``):
+
+1. **VAE** (``vae.pt``): ``AutoencoderKLWan`` on random 9-frame, 48x48 crops of rendered training clips (the VAE is
+   convolutional and causal in time, so short crops teach it what full 17-frame 128x128 clips need, at a fraction
+   of the cost): L1 + MSE reconstruction and a small KL term.
+2. **Latent cache** (``cache.pt``): ``cache_size`` training-split scenes (``sample_spec(rng, "train")``, so
+   held-out combinations never reach the model) encoded to the VAE posterior mean, plus their specs; the
+   per-channel mean/std go into the VAE config (``latents_mean``/``latents_std``) like a real Wan VAE's.
+3. **Transformer + text encoder** (``state.pt``): rectified flow matching as Wan trains it: ``x_t = (1 - s) x0 +
+   s eps``, the transformer predicts ``eps - x0`` at timestep ``1000 s``, with ``s`` drawn uniformly and shifted by
+   the scheduler's shift (3). A fresh random caption per sample and step (templates and synonyms), replaced by
+   the empty prompt 10% of the time so classifier-free guidance works. An EMA of the weights is what gets exported.
+
+Every batch is a pure function of (seed, step), so a resumed run sees exactly the batches an uninterrupted
+one would. Checkpoints hold the step counter, weights, EMA and optimizer; each checkpoint also exports the EMA
+pipeline with ``save_pretrained`` to ``<run>/pipeline`` (and ``--export`` if given), loadable by
+``reelgen.engines.wan.load_wan_pipeline``.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import logging
+import math
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from diffusers.pipelines.wan.pipeline_wan import WanPipeline
+
+from reelgen.demo.captions import caption
+from reelgen.demo.model import (
+    FLOW_SHIFT,
+    NUM_FRAMES,
+    SIZE,
+    ModelConfig,
+    build_pipeline,
+    encode_prompts,
+    normalize_latents,
+    set_latent_stats,
+)
+from reelgen.demo.world import ObjectSpec, SceneSpec, render, sample_spec
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    seed: int = 0
+    model: ModelConfig = field(default_factory=ModelConfig)
+    # Stage 1: VAE.
+    vae_steps: int = 1500
+    vae_batch: int = 8
+    # 9 frames = the first frame + two 4-frame chunks, so the causal cache that carries features from one chunk
+    # to the next is trained too (5-frame crops never exercise it, and 17-frame reconstructions fell apart after
+    # the first chunk).
+    vae_frames: int = 9
+    vae_crop: int = 48
+    vae_lr: float = 5e-4
+    kl_weight: float = 1e-7
+    # Stage 2: latent cache.
+    cache_size: int = 1200
+    # Stage 3: transformer + text encoder.
+    steps: int = 100000
+    batch: int = 16
+    lr: float = 1e-3
+    warmup: int = 200
+    caption_dropout: float = 0.1
+    ema_decay: float = 0.998
+    checkpoint_every: int = 250
+    log_every: int = 25
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+# --- data ------------------------------------------------------------------------------------------------------
+
+
+def clips_to_tensor(clips: np.ndarray) -> torch.Tensor:
+    """(B, T, H, W, 3) uint8 -> (B, 3, T, H, W) float in [-1, 1], the VAE's input."""
+    return torch.from_numpy(clips).permute(0, 4, 1, 2, 3).float().div(127.5).sub(1.0)
+
+
+def _rng(seed: int, stage: int, step: int) -> np.random.Generator:
+    return np.random.default_rng([seed, stage, step])
+
+
+def _torch_gen(seed: int, stage: int, step: int) -> torch.Generator:
+    return torch.Generator().manual_seed(int(np.random.SeedSequence([seed, stage, step]).generate_state(1)[0]))
+
+
+def vae_batch(config: TrainConfig, step: int) -> torch.Tensor:
+    """Random crops of freshly rendered training clips for VAE step ``step``."""
+    rng = _rng(config.seed, 1, step)
+    out = np.empty((config.vae_batch, config.vae_frames, config.vae_crop, config.vae_crop, 3), dtype=np.uint8)
+    for i in range(config.vae_batch):
+        clip = render(sample_spec(rng, "train"), NUM_FRAMES, SIZE, SIZE, seed=int(rng.integers(1 << 31)))
+        t0 = int(rng.integers(NUM_FRAMES - config.vae_frames + 1))
+        y0, x0 = (int(v) for v in rng.integers(SIZE - config.vae_crop + 1, size=2))
+        out[i] = clip[t0 : t0 + config.vae_frames, y0 : y0 + config.vae_crop, x0 : x0 + config.vae_crop]
+    return clips_to_tensor(out)
+
+
+def spec_to_json(spec: SceneSpec) -> dict[str, Any]:
+    return {"background": spec.background, "objects": [asdict(o) for o in spec.objects]}
+
+
+def spec_from_json(data: dict[str, Any]) -> SceneSpec:
+    return SceneSpec(tuple(ObjectSpec(**o) for o in data["objects"]), data["background"])
+
+
+# --- checkpoints -----------------------------------------------------------------------------------------------
+
+
+def _save(obj: Any, path: Path) -> None:
+    """Write then rename, so an interrupted save never leaves a truncated checkpoint behind."""
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    torch.save(obj, tmp)
+    tmp.replace(path)
+
+
+def _load(path: Path) -> Any:
+    return torch.load(path, map_location="cpu", weights_only=False)
+
+
+class Trainer:
+    """Runs the three stages in ``run_dir``; every stage skips what an earlier (resumed) run finished."""
+
+    def __init__(
+        self,
+        run_dir: Path,
+        config: TrainConfig | None = None,
+        *,
+        resume: bool = False,
+        export: Path | None = None,
+        progress: Callable[[str], None] = print,
+    ) -> None:
+        self.run_dir = Path(run_dir)
+        self.export = export
+        self.progress = progress
+        config_path = self.run_dir / "train_config.json"
+        if config_path.exists():
+            if not resume:
+                raise FileExistsError(f"{self.run_dir} already holds a training run; pass resume=True (--resume)")
+            saved = json.loads(config_path.read_text())
+            model: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in saved["model"].items()}
+            saved["model"] = ModelConfig(**model)
+            base = TrainConfig(**saved)
+            # A resumed run may only change how long it trains and how often it saves.
+            if config is not None:
+                base = TrainConfig(
+                    **{
+                        **asdict(base),
+                        "model": base.model,
+                        "steps": config.steps,
+                        "checkpoint_every": config.checkpoint_every,
+                        "log_every": config.log_every,
+                    }
+                )
+            self.config = base
+        else:
+            self.config = config or TrainConfig()
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            config_path.write_text(json.dumps(self.config.to_json(), indent=2))
+        self.pipe = build_pipeline(self.config.model, seed=self.config.seed)
+
+    # -- stage 1 -------------------------------------------------------------------------------------------
+
+    def train_vae(self) -> None:
+        cfg, vae = self.config, self.pipe.vae
+        path = self.run_dir / "vae.pt"
+        opt = torch.optim.AdamW(vae.parameters(), lr=cfg.vae_lr, weight_decay=0.0)
+        step = 0
+        if path.exists():
+            state = _load(path)
+            vae.load_state_dict(state["vae"])
+            opt.load_state_dict(state["opt"])
+            step = state["step"]
+        if step >= cfg.vae_steps:
+            return
+        vae.train()
+        started, start_step, window = time.perf_counter(), step, []
+        while step < cfg.vae_steps:
+            x = vae_batch(cfg, step)
+            torch.manual_seed(cfg.seed * 1_000_003 + step)  # the posterior sample
+            lr = (
+                cfg.vae_lr
+                * min(1.0, (step + 1) / 50)
+                * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * step / cfg.vae_steps)))
+            )
+            for group in opt.param_groups:
+                group["lr"] = lr
+            posterior = vae.encode(x).latent_dist
+            rec = vae.decode(posterior.sample()).sample
+            recon = F.l1_loss(rec, x) + F.mse_loss(rec, x)
+            kl = posterior.kl().mean()
+            loss = recon + cfg.kl_weight * kl
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(vae.parameters(), 1.0)
+            opt.step()
+            step += 1
+            window.append((recon.item(), kl.item()))
+            if step % cfg.log_every == 0 or step == cfg.vae_steps:
+                rate = (step - start_step) / (time.perf_counter() - started)
+                rec_mean, kl_mean = np.mean(window, axis=0)
+                self._log(
+                    {"stage": "vae", "step": step, "recon": float(rec_mean), "kl": float(kl_mean), "steps_per_s": rate}
+                )
+                window = []
+            if step % cfg.checkpoint_every == 0 or step == cfg.vae_steps:
+                _save({"step": step, "vae": vae.state_dict(), "opt": opt.state_dict()}, path)
+        vae.eval()
+
+    # -- stage 2 -------------------------------------------------------------------------------------------
+
+    def build_cache(self) -> dict[str, Any]:
+        cfg, vae = self.config, self.pipe.vae
+        path = self.run_dir / "cache.pt"
+        if path.exists():
+            cache = _load(path)
+        else:
+            rng = _rng(cfg.seed, 2, 0)
+            specs = [sample_spec(rng, "train") for _ in range(cfg.cache_size)]
+            seeds = rng.integers(1 << 31, size=len(specs))
+            chunks, started, chunk = [], time.perf_counter(), 8
+            vae.eval()
+            with torch.no_grad():
+                for i in range(0, len(specs), chunk):
+                    clips = np.stack(
+                        [
+                            render(s, NUM_FRAMES, SIZE, SIZE, seed=int(seeds[i + j]))
+                            for j, s in enumerate(specs[i : i + chunk])
+                        ]
+                    )
+                    chunks.append(vae.encode(clips_to_tensor(clips)).latent_dist.mode())
+                    if (i // chunk) % 25 == 0:
+                        self._log({"stage": "cache", "clips": i + len(clips), "s": time.perf_counter() - started})
+            latents = torch.cat(chunks)
+            dims = (0, 2, 3, 4)
+            cache = {
+                "latents": latents,
+                "mean": latents.mean(dim=dims).tolist(),
+                "std": latents.std(dim=dims).clamp_min(1e-3).tolist(),
+                "specs": [spec_to_json(s) for s in specs],
+            }
+            _save(cache, path)
+        set_latent_stats(vae, cache["mean"], cache["std"])
+        return cache
+
+    # -- stage 3 -------------------------------------------------------------------------------------------
+
+    def train_transformer(self, cache: dict[str, Any], max_seconds: float | None = None) -> int:
+        cfg, pipe = self.config, self.pipe
+        x0_all = normalize_latents(pipe.vae, cache["latents"].float())
+        specs = [spec_from_json(s) for s in cache["specs"]]
+        modules = torch.nn.ModuleDict({"transformer": pipe.transformer, "text_encoder": pipe.text_encoder})
+        ema = copy.deepcopy(modules).requires_grad_(False)
+        opt = torch.optim.AdamW(modules.parameters(), lr=cfg.lr, betas=(0.9, 0.99), weight_decay=0.01)
+        path = self.run_dir / "state.pt"
+        step = 0
+        if path.exists():
+            state = _load(path)
+            modules.load_state_dict(state["modules"])
+            ema.load_state_dict(state["ema"])
+            opt.load_state_dict(state["opt"])
+            step = state["step"]
+        modules.train()
+        started, start_step, window = time.perf_counter(), step, []
+        while step < cfg.steps:
+            if max_seconds is not None and time.perf_counter() - started > max_seconds:
+                break
+            loss = self.flow_matching_loss(x0_all, specs, step)
+            for group in opt.param_groups:
+                group["lr"] = cfg.lr * min(1.0, (step + 1) / cfg.warmup)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(modules.parameters(), 1.0)
+            opt.step()
+            step += 1
+            decay = min(cfg.ema_decay, (1 + step) / (10 + step))
+            with torch.no_grad():
+                for e, p in zip(ema.parameters(), modules.parameters(), strict=True):
+                    e.lerp_(p, 1 - decay)
+            window.append(loss.item())
+            if step % cfg.log_every == 0:
+                rate = (step - start_step) * cfg.batch / (time.perf_counter() - started)
+                self._log({"stage": "transformer", "step": step, "loss": float(np.mean(window)), "samples_per_s": rate})
+                window = []
+            if step % cfg.checkpoint_every == 0 or step == cfg.steps:
+                self._checkpoint(step, modules, ema, opt)
+        if step % cfg.checkpoint_every and step != cfg.steps:
+            self._checkpoint(step, modules, ema, opt)
+        return step
+
+    def flow_matching_loss(self, x0_all: torch.Tensor, specs: list[SceneSpec], step: int) -> torch.Tensor:
+        """The loss of training step ``step`` (its batch, captions and noise depend only on seed and step)."""
+        cfg, pipe = self.config, self.pipe
+        rng, gen = _rng(cfg.seed, 3, step), _torch_gen(cfg.seed, 3, step)
+        idx = rng.integers(len(specs), size=cfg.batch)
+        prompts = ["" if rng.random() < cfg.caption_dropout else caption(specs[i], rng) for i in idx]
+        x0 = x0_all[torch.from_numpy(idx)]
+        u = torch.rand(cfg.batch, generator=gen)
+        sigma = FLOW_SHIFT * u / (1 + (FLOW_SHIFT - 1) * u)
+        noise = torch.randn(x0.shape, generator=gen)
+        s = sigma.view(-1, 1, 1, 1, 1)
+        xt = (1 - s) * x0 + s * noise
+        embeds = encode_prompts(pipe, prompts)
+        pred = pipe.transformer(xt, sigma * 1000, embeds, return_dict=False)[0]
+        return F.mse_loss(pred, noise - x0)
+
+    def _checkpoint(
+        self, step: int, modules: torch.nn.Module, ema: torch.nn.Module, opt: torch.optim.Optimizer
+    ) -> None:
+        _save(
+            {"step": step, "modules": modules.state_dict(), "ema": ema.state_dict(), "opt": opt.state_dict()},
+            self.run_dir / "state.pt",
+        )
+        self.export_pipeline(ema, self.run_dir / "pipeline")
+        if self.export is not None:
+            self.export_pipeline(ema, self.export)
+        self._log({"stage": "checkpoint", "step": step})
+
+    def export_pipeline(self, ema: torch.nn.Module, folder: Path) -> None:
+        """Save the pipeline with the EMA weights (diffusers layout, safetensors)."""
+        pipe = self.pipe
+        export = WanPipeline(
+            tokenizer=pipe.tokenizer,
+            text_encoder=ema["text_encoder"],  # type: ignore[index]
+            vae=pipe.vae,
+            scheduler=pipe.scheduler,
+            transformer=ema["transformer"],  # type: ignore[index]
+        )
+        tmp = folder.with_name(folder.name + ".tmp")
+        shutil.rmtree(tmp, ignore_errors=True)
+        export.save_pretrained(tmp, safe_serialization=True)
+        shutil.rmtree(folder, ignore_errors=True)
+        tmp.replace(folder)
+
+    # -- all -----------------------------------------------------------------------------------------------
+
+    def run(self, max_seconds: float | None = None) -> int:
+        self.train_vae()
+        cache = self.build_cache()
+        return self.train_transformer(cache, max_seconds=max_seconds)
+
+    def _log(self, record: dict[str, Any]) -> None:
+        record = {"time": round(time.time(), 1), **record}
+        with open(self.run_dir / "log.jsonl", "a") as f:
+            f.write(json.dumps(record) + "\n")
+        self.progress(json.dumps(record))
