@@ -4,7 +4,6 @@ determinism, and the training loop (loss goes down, resume continues exactly). A
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +15,7 @@ from reelgen.demo.evaluate import generate
 from reelgen.demo.model import MAX_SEQUENCE_LENGTH, ModelConfig, build_pipeline, build_tokenizer
 from reelgen.demo.train import TrainConfig, Trainer
 from reelgen.engines.wan import load_wan_pipeline
+from tests.unit.engine_support import one_cpu_thread  # noqa: F401 - autouse fixture
 
 TINY = ModelConfig(
     text_dim=16,
@@ -44,14 +44,6 @@ def tiny_train_config(steps: int = 2) -> TrainConfig:
         log_every=1,
         warmup=1,
     )
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_cpu_thread() -> Iterator[None]:
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def test_tokenizer_is_word_level_over_the_vocabulary() -> None:

@@ -3,7 +3,6 @@ the CPU, offline. The whole file takes a few seconds."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
 
@@ -22,18 +21,11 @@ from reelgen.engines.registry import Registry
 from reelgen.engines.tiny_ltx import MAX_SEQUENCE_LENGTH, TINY_RANDOM_LTX, build_tiny_ltx_pipeline, create_engine
 from reelgen.media.probe import probe
 from reelgen.worker.output import encode_clip
+from tests.unit.engine_support import RecordingSink, one_cpu_thread  # noqa: F401 - autouse fixture
 
 SPEC = TINY_RANDOM_LTX
 PROMPT = "a red fox running through the snow"
 IMAGE = np.random.default_rng(0).integers(0, 256, size=(64, 64, 3), dtype=np.uint8)
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_cpu_thread() -> Iterator[None]:
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")
@@ -41,19 +33,6 @@ def engine() -> LTXEngine:
     built = create_engine(SPEC, "cpu")
     built.load()
     return built
-
-
-class RecordingSink:
-    def __init__(self, cancel_at: int | None = None) -> None:
-        self.steps: list[tuple[int, int]] = []
-        self.previews: list[Callable[[], np.ndarray] | None] = []
-        self.cancel_at = cancel_at
-
-    def step(self, step: int, total: int, preview: Callable[[], np.ndarray] | None = None) -> None:
-        self.steps.append((step, total))
-        self.previews.append(preview)
-        if step == self.cancel_at:
-            raise JobCancelled("cancelled by request")
 
 
 def params(**kw: object) -> GenerationParams:

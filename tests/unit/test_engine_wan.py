@@ -7,7 +7,7 @@ Run with `-s` to see timings. The whole file takes ~30 s on a 2-core machine; `-
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
@@ -23,6 +23,7 @@ from reelgen.engines import registry
 from reelgen.engines.base import StageRequest, VideoOutput
 from reelgen.engines.tiny_wan import MAX_SEQUENCE_LENGTH, build_tiny_wan_pipeline
 from reelgen.engines.wan import WanEngine, load_wan_pipeline
+from tests.unit.engine_support import RecordingSink
 
 SPEC = registry.get_spec("tiny-random-wan")
 PROMPT = "a red fox running through the snow"
@@ -44,19 +45,6 @@ def engine() -> WanEngine:
     assert isinstance(built, WanEngine)
     built.load()
     return built
-
-
-class RecordingSink:
-    def __init__(self, cancel_at: int | None = None) -> None:
-        self.steps: list[tuple[int, int]] = []
-        self.previews: list[Callable[[], np.ndarray] | None] = []
-        self.cancel_at = cancel_at
-
-    def step(self, step: int, total: int, preview: Callable[[], np.ndarray] | None = None) -> None:
-        self.steps.append((step, total))
-        self.previews.append(preview)
-        if step == self.cancel_at:
-            raise JobCancelled("cancelled by request")
 
 
 def params(**kw: object) -> GenerationParams:

@@ -4,7 +4,7 @@ components). Real diffusers classes at a tiny random config, CPU, offline; a few
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
@@ -21,17 +21,10 @@ from reelgen.engines.catalog import TINY_RANDOM_WAN
 from reelgen.engines.registry import Registry
 from reelgen.engines.tiny_wan22 import MAX_SEQUENCE_LENGTH, build_tiny_wan22_pipeline, create_engine
 from reelgen.engines.wan import WanEngine
+from tests.unit.engine_support import one_cpu_thread  # noqa: F401 - autouse fixture
 
 SPEC = replace(TINY_RANDOM_WAN, id="tiny-random-wan22", inputs=("text", "image"))
 IMAGE = np.random.default_rng(0).integers(0, 256, size=(64, 64, 3), dtype=np.uint8)
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_cpu_thread() -> Iterator[None]:
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
 
@@ -21,17 +20,10 @@ from reelgen.engines.catalog import TINY_RANDOM_WAN
 from reelgen.engines.registry import Registry
 from reelgen.engines.tiny_wan_i2v import MAX_SEQUENCE_LENGTH, build_tiny_wan_i2v_pipeline, create_engine
 from reelgen.engines.wan import WanEngine, load_wan_i2v_pipeline
+from tests.unit.engine_support import RecordingSink, one_cpu_thread  # noqa: F401 - autouse fixture
 
 SPEC = replace(TINY_RANDOM_WAN, id="tiny-random-wan-i2v", inputs=("text", "image"))
 IMAGE = np.random.default_rng(0).integers(0, 256, size=(64, 64, 3), dtype=np.uint8)
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_cpu_thread() -> Iterator[None]:
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")
@@ -39,19 +31,6 @@ def engine() -> WanEngine:
     built = create_engine(SPEC, "cpu")
     built.load()
     return built
-
-
-class RecordingSink:
-    def __init__(self, cancel_at: int | None = None) -> None:
-        self.steps: list[tuple[int, int]] = []
-        self.previews: list[Callable[[], np.ndarray] | None] = []
-        self.cancel_at = cancel_at
-
-    def step(self, step: int, total: int, preview: Callable[[], np.ndarray] | None = None) -> None:
-        self.steps.append((step, total))
-        self.previews.append(preview)
-        if step == self.cancel_at:
-            raise JobCancelled("cancelled by request")
 
 
 def params(**kw: object) -> GenerationParams:
