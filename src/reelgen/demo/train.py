@@ -2,9 +2,10 @@
 
 Stages, each resumable from the run folder (``--resume``):
 
-1. **VAE** (``vae.pt``): ``AutoencoderKLWan`` on random 9-frame, 48x48 crops of rendered training clips (the VAE is
-   convolutional and causal in time, so short crops teach it what full 17-frame 128x128 clips need, at a fraction
-   of the cost): L1 + MSE reconstruction and a small KL term.
+1. **VAE** (``vae.pt``): ``AutoencoderKLWan`` on random 40x40 crops of whole 17-frame rendered training clips
+   (the VAE is convolutional, so small crops teach it what 128x128 frames need at a fraction of the cost; it is
+   causal in time and carries a cache from chunk to chunk, so crops must span all 17 frames): L1 + MSE
+   reconstruction and a small KL term.
 2. **Latent cache** (``cache.pt``): ``cache_size`` training-split scenes (``sample_spec(rng, "train")``, so
    held-out combinations never reach the model) encoded to the VAE posterior mean, plus their specs; the
    per-channel mean/std go into the VAE config (``latents_mean``/``latents_std``) like a real Wan VAE's.
@@ -60,11 +61,11 @@ class TrainConfig:
     # Stage 1: VAE.
     vae_steps: int = 1500
     vae_batch: int = 8
-    # 9 frames = the first frame + two 4-frame chunks, so the causal cache that carries features from one chunk
-    # to the next is trained too (5-frame crops never exercise it, and 17-frame reconstructions fell apart after
-    # the first chunk).
-    vae_frames: int = 9
-    vae_crop: int = 48
+    # Whole 17-frame clips (small spatial crops keep the cost down): the causal cache that carries features from
+    # one 4-frame chunk to the next must see as many chunks as generation decodes. Trained on 5-frame crops the
+    # VAE fell apart after the first chunk; on 9-frame crops, after the second (benchmarks/README.md).
+    vae_frames: int = 17
+    vae_crop: int = 40
     vae_lr: float = 5e-4
     kl_weight: float = 1e-7
     # Stage 2: latent cache.
