@@ -131,7 +131,8 @@ def _save(obj: Any, path: Path) -> None:
 
 
 def _load(path: Path) -> Any:
-    return torch.load(path, map_location="cpu", weights_only=False)
+    # Checkpoints hold only tensors and plain containers; weights_only refuses anything that would run code.
+    return torch.load(path, map_location="cpu", weights_only=True)
 
 
 class Trainer:
