@@ -23,7 +23,6 @@ from typing import Any
 import numpy as np
 import PIL.Image
 import torch
-import torch.nn.functional as F
 
 # Imported from their modules, not `from diffusers import ...`, so type checkers see the real classes.
 from diffusers.pipelines.ltx.pipeline_ltx import LTXPipeline
@@ -33,6 +32,7 @@ from diffusers.utils.torch_utils import randn_tensor
 from reelgen.domain.errors import InvalidParams
 from reelgen.domain.models import ModelSpec
 from reelgen.engines.base import STAGE_GENERATE, Engine, ProgressSink, StageRequest, VideoOutput
+from reelgen.engines.previews import fit_rgb_projection, project_to_rgb
 from reelgen.engines.wan import _DTYPE_KWARG, default_device, resolve_dtype
 from reelgen.engines.weights import require_weights
 
@@ -40,7 +40,6 @@ FRAMES_PER_CHUNK = 16
 # LTX checkpoints were trained with 128-token prompts (the pipeline's default).
 MAX_SEQUENCE_LENGTH = 128
 # Previews are upsampled from latent resolution (1/32 of the video for real LTX) towards this long side.
-PREVIEW_LONG_SIDE = 256
 
 
 def load_ltx_pipeline(source: str | Path, *, dtype: torch.dtype, device: str) -> LTXPipeline:
@@ -245,7 +244,7 @@ class LTXEngine(Engine):
         middle = latents[0, :, frames // 2].detach().clone()
 
         def render() -> np.ndarray:
-            return _project_to_rgb(middle, projection)
+            return project_to_rgb(middle, projection, max_upscale=8)
 
         return render
 
@@ -329,20 +328,5 @@ def _fit_preview_projection(pipe: LTXPipeline, decode_timestep: float) -> torch.
     timestep = None
     if vae.config.timestep_conditioning:
         timestep = torch.tensor([decode_timestep], device=device, dtype=vae.dtype)
-    rgb = vae.decode(z, timestep, return_dict=False)[0][:, :, 0].float()
-    rgb = F.avg_pool2d((rgb / 2 + 0.5).clamp(0, 1), kernel_size=pipe.vae_spatial_compression_ratio)
-    inputs = torch.cat([noise[0, :, 0].reshape(channels, -1), torch.ones(1, side * side)]).T.double()
-    targets = rgb[0].reshape(3, -1).T.cpu().double()
-    return torch.linalg.lstsq(inputs, targets).solution.float().to(device)
-
-
-@torch.no_grad()
-def _project_to_rgb(frame: torch.Tensor, projection: torch.Tensor) -> np.ndarray:
-    """(C, h, w) latents -> (h', w', 3) uint8 through the fitted linear map, upsampled for a visible picture."""
-    channels, h, w = frame.shape
-    flat = torch.cat([frame.float().reshape(channels, -1), frame.new_ones(1, h * w, dtype=torch.float32)])
-    rgb = (projection.T @ flat).reshape(1, 3, h, w)
-    factor = max(1, min(8, PREVIEW_LONG_SIDE // max(h, w)))
-    if factor > 1:
-        rgb = F.interpolate(rgb, scale_factor=factor, mode="bilinear", align_corners=False)
-    return (rgb[0].clamp(0, 1) * 255).round().to(torch.uint8).permute(1, 2, 0).cpu().numpy()
+    decoded = vae.decode(z, timestep, return_dict=False)[0][:, :, 0]
+    return fit_rgb_projection(noise[0, :, 0], decoded, pipe.vae_spatial_compression_ratio)

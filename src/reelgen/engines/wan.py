@@ -25,7 +25,6 @@ from typing import Any
 import numpy as np
 import PIL.Image
 import torch
-import torch.nn.functional as F
 
 # Imported from their modules, not `from diffusers import ...`: the package's TYPE_CHECKING branch star-imports
 # placeholder "dummy" classes first, so type checkers would see attribute-less stand-ins.
@@ -37,11 +36,11 @@ from diffusers.utils import deprecation_utils
 from reelgen.domain.errors import InvalidParams
 from reelgen.domain.models import ModelSpec
 from reelgen.engines.base import STAGE_GENERATE, Engine, ProgressSink, StageRequest, VideoOutput
+from reelgen.engines.previews import fit_rgb_projection, project_to_rgb
 from reelgen.engines.weights import require_weights
 
 FRAMES_PER_CHUNK = 16
 # Previews are upsampled from latent resolution (1/8 of the video) towards this long side, at most 4x.
-PREVIEW_LONG_SIDE = 256
 
 
 AnyWanPipeline = WanPipeline | WanImageToVideoPipeline
@@ -293,7 +292,7 @@ class WanEngine(Engine):
         middle = latents[0, :, latents.shape[2] // 2].detach().clone()
 
         def render() -> np.ndarray:
-            return _project_to_rgb(middle, projection)
+            return project_to_rgb(middle, projection, max_upscale=4)
 
         return render
 
@@ -413,23 +412,8 @@ def _fit_preview_projection(vae: AutoencoderKLWan, scale: int) -> torch.Tensor:
     z_dim = vae.config["z_dim"]
     noise = torch.randn(1, z_dim, 1, 32, 32, generator=torch.Generator().manual_seed(0))
     device = next(vae.parameters()).device
-    rgb = _decode_all(vae, _denormalize(vae, noise.to(device, vae.dtype)))
-    rgb = F.avg_pool2d((rgb[:, :, 0].float() / 2 + 0.5).clamp(0, 1), kernel_size=scale)
-    inputs = torch.cat([noise[0, :, 0].reshape(z_dim, -1), torch.ones(1, 32 * 32)]).T.double()
-    targets = rgb[0].reshape(3, -1).T.cpu().double()
-    return torch.linalg.lstsq(inputs, targets).solution.float().to(device)
-
-
-@torch.no_grad()
-def _project_to_rgb(frame: torch.Tensor, projection: torch.Tensor) -> np.ndarray:
-    """(C, h, w) latents -> (h', w', 3) uint8 through the fitted linear map, upsampled a little."""
-    channels, h, w = frame.shape
-    flat = torch.cat([frame.float().reshape(channels, -1), frame.new_ones(1, h * w, dtype=torch.float32)])
-    rgb = (projection.T @ flat).reshape(1, 3, h, w)
-    factor = max(1, min(4, PREVIEW_LONG_SIDE // max(h, w)))
-    if factor > 1:
-        rgb = F.interpolate(rgb, scale_factor=factor, mode="bilinear", align_corners=False)
-    return (rgb[0].clamp(0, 1) * 255).round().to(torch.uint8).permute(1, 2, 0).cpu().numpy()
+    decoded = _decode_all(vae, _denormalize(vae, noise.to(device, vae.dtype)))[:, :, 0]
+    return fit_rgb_projection(noise[0, :, 0], decoded, scale)
 
 
 def _image_mode_of(pipe: AnyWanPipeline) -> WanImageToVideoPipeline | None:
