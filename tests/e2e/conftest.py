@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -24,14 +25,21 @@ def _free_port() -> int:
 @pytest.fixture(scope="session")
 def server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     home = tmp_path_factory.mktemp("reelgen-home")
+    with running_server(home, "--workers", "1", env={"REELGEN_DEFAULT_MODEL": "tiny-random-wan"}) as url:
+        yield url
+
+
+@contextmanager
+def running_server(home: Path, *serve_args: str, env: dict[str, str] | None = None) -> Iterator[str]:
+    """A real `reelgen serve` subprocess on a free port with REELGEN_HOME=home; yields its base URL."""
     log_path = home / "serve.log"
     port = _free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("REELGEN_")}
-    env.update({"REELGEN_HOME": str(home), "REELGEN_DEFAULT_MODEL": "tiny-random-wan"})
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith("REELGEN_")}
+    full_env.update({"REELGEN_HOME": str(home), **(env or {})})
     with open(log_path, "wb") as log:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "reelgen.cli", "serve", "--port", str(port), "--workers", "1"],
-            env=env,
+            [sys.executable, "-m", "reelgen.cli", "serve", "--port", str(port), *serve_args],
+            env=full_env,
             stdout=log,
             stderr=subprocess.STDOUT,
         )

@@ -8,11 +8,7 @@ from __future__ import annotations
 
 import io
 import json
-import os
-import signal
 import sqlite3
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,7 +20,7 @@ from PIL import Image
 from reelgen.jobs import open_job_store
 from reelgen.jobs.store import NewJob
 from tests.conftest import make_params
-from tests.e2e.conftest import _free_port, _wait_healthy
+from tests.e2e.conftest import running_server
 from tests.e2e.test_studio import browser, open_page, playwright_api, snap  # noqa: F401 - `browser` is a fixture
 
 pytestmark = [pytest.mark.slow]
@@ -68,28 +64,8 @@ def seed(home: Path) -> None:
 def big_library(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     home = tmp_path_factory.mktemp("reelgen-big-library")
     seed(home)
-    port = _free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("REELGEN_")}
-    env["REELGEN_HOME"] = str(home)
-    log_path = home / "serve.log"
-    with open(log_path, "wb") as log:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "reelgen.cli", "serve", "--port", str(port), "--no-worker"],
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        _wait_healthy(url, proc, log_path)
+    with running_server(home, "--no-worker") as url:
         yield url
-    finally:
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 def test_ten_thousand_videos_load_one_page_at_a_time(browser: Any, big_library: str, tmp_path: Path) -> None:  # noqa: F811
