@@ -19,7 +19,7 @@ from reelgen.engines.registry import Registry
 from reelgen.engines.wan import WanEngine
 
 TINY = ModelConfig(
-    text_dim=16, text_layers=1, text_heads=2, vae_base_dim=4, vae_dim_mult=(1, 1, 1, 1), z_dim=4, heads=2,
+    text_dim=16, text_layers=1, text_heads=2, vae_base_dim=4, vae_dim_mult=(1, 1, 1), z_dim=4, heads=2,
     head_dim=8, ffn_dim=16, layers=1,
 )  # fmt: skip
 

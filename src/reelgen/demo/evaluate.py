@@ -19,8 +19,9 @@ from diffusers.pipelines.wan.pipeline_wan import WanPipeline
 
 from reelgen.demo.captions import caption
 from reelgen.demo.checker import check
-from reelgen.demo.model import MAX_SEQUENCE_LENGTH, NUM_FRAMES, SIZE
+from reelgen.demo.model import MAX_SEQUENCE_LENGTH, NUM_FRAMES, SIZE, UPSCALE
 from reelgen.demo.world import SceneSpec, sample_spec
+from reelgen.media.resize import upscale_frames
 
 ATTRIBUTES = ("colour", "shape", "motion", "background")
 DEFAULT_STEPS = 20
@@ -53,7 +54,7 @@ def heldout_specs(n: int, seed: int = 1234) -> list[SceneSpec]:
 def generate(
     pipe: WanPipeline, prompt: str, seed: int, steps: int = DEFAULT_STEPS, guidance: float = DEFAULT_GUIDANCE
 ) -> np.ndarray:
-    """One (T, H, W, 3) uint8 clip, as the engine would make it (CPU noise, fixed seed)."""
+    """One (T, H, W, 3) uint8 clip at display size, as the engine makes it (CPU noise, fixed seed, upscaled)."""
     frames = pipe(
         prompt=prompt,
         height=SIZE,
@@ -65,7 +66,7 @@ def generate(
         output_type="np",
         max_sequence_length=MAX_SEQUENCE_LENGTH,
     ).frames[0]
-    return np.clip(np.asarray(frames) * 255.0 + 0.5, 0, 255).astype(np.uint8)
+    return upscale_frames(np.clip(np.asarray(frames) * 255.0 + 0.5, 0, 255).astype(np.uint8), UPSCALE)
 
 
 def evaluate(
@@ -122,7 +123,7 @@ def reconstruction_accuracy(pipe: WanPipeline, n: int = 50, seed: int = 1234) ->
             x = vae.decode(vae.encode(clips_to_tensor(clip[None])).latent_dist.mode()).sample
         result.seconds.append(time.perf_counter() - started)
         rec = ((x[0].permute(1, 2, 3, 0).clamp(-1, 1) + 1) * 127.5 + 0.5).to(torch.uint8).numpy()
-        got = check(rec, spec)
+        got = check(upscale_frames(rec, UPSCALE), spec)
         oks = {"colour": got.colour_ok, "shape": got.shape_ok, "motion": got.motion_ok, "background": got.background_ok}
         result.n += 1
         for a, ok in oks.items():

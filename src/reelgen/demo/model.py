@@ -6,8 +6,8 @@ Every component is the real diffusers / transformers class, so the trained model
 - tokenizer: a word-level ``PreTrainedTokenizerFast`` over ``demo.captions.VOCABULARY`` (<pad>=0, </s>=1,
   <unk>=2 as in UMT5), splitting text the way ``captions.tokenize`` does;
 - text encoder: a 2-layer ``UMT5EncoderModel``, trained jointly with the transformer;
-- VAE: ``AutoencoderKLWan`` (4x time, 8x space, 16 latent channels), trained on rendered clips;
-- transformer: ``WanTransformer3DModel`` with 1x2x2 patches: a 17-frame 128x128 clip is 5x8x8 = 320 tokens;
+- VAE: ``AutoencoderKLWan`` (4x time, 4x space, 16 latent channels), trained on rendered clips;
+- transformer: ``WanTransformer3DModel`` with 1x4x4 patches: a 17-frame 64x64 clip is 5x4x4 = 80 tokens;
 - scheduler: ``UniPCMultistepScheduler`` with flow sigmas and shift 3, the one the Wan 2.1 checkpoints ship.
 
 This module only builds and assembles components; ``demo.train`` trains them and ``demo.evaluate`` scores them.
@@ -29,9 +29,13 @@ from transformers import PreTrainedTokenizerFast, UMT5Config, UMT5EncoderModel
 
 from reelgen.demo.captions import VOCABULARY
 
-# The clip the model is trained on and makes by default: 17 frames (2 s at 8 fps) at 128x128.
+# The clip the model is trained on and makes: 17 frames (2 s at 8 fps) at 64x64, shown at 128x128 (UPSCALE).
+# 64x64 is what makes training fit in two hours on two CPU cores: 80 transformer tokens train ~7x faster than
+# the 320 of a 128x128 latent grid, and a 4x VAE learns flat shapes far sooner than an 8x one (benchmarks/README.md).
 NUM_FRAMES = 17
-SIZE = 128
+SIZE = 64
+UPSCALE = 2
+DISPLAY_SIZE = SIZE * UPSCALE
 FPS = 8
 # The longest training caption is 19 words + </s>; a few spare positions for users' extra words.
 MAX_SEQUENCE_LENGTH = 24
@@ -50,8 +54,11 @@ class ModelConfig:
     text_layers: int = 2
     text_heads: int = 4
     vae_base_dim: int = 16
-    vae_dim_mult: tuple[int, ...] = (1, 2, 2, 2)
+    vae_dim_mult: tuple[int, ...] = (1, 2, 2)
+    # One entry per downsample: every stage halves height and width, the True ones also halve time.
+    vae_temporal: tuple[bool, ...] = (True, True)
     z_dim: int = 16
+    patch: tuple[int, int, int] = (1, 4, 4)
     heads: int = 4
     head_dim: int = 32
     ffn_dim: int = 256
@@ -92,21 +99,24 @@ def build_text_encoder(config: ModelConfig, vocab_size: int) -> UMT5EncoderModel
 
 
 def build_vae(config: ModelConfig) -> AutoencoderKLWan:
-    # Three spatial downsamples (8x), the last two also in time (4x): 17 frames -> 5 latent frames.
+    # Two downsamples, both also in time: 4x space, 4x time (17 frames -> 5 latent frames).
     return AutoencoderKLWan(
         base_dim=config.vae_base_dim,
         z_dim=config.z_dim,
         dim_mult=list(config.vae_dim_mult),
         num_res_blocks=1,
         attn_scales=[],
-        temperal_downsample=[False, True, True],
+        temperal_downsample=list(config.vae_temporal),
+        # WanPipeline reads the scale factors from the config (its defaults are the real Wan VAE's 8x / 4x).
+        scale_factor_spatial=2 ** len(config.vae_temporal),
+        scale_factor_temporal=2 ** sum(config.vae_temporal),
         dropout=0.0,
     )
 
 
 def build_transformer(config: ModelConfig) -> WanTransformer3DModel:
     return WanTransformer3DModel(
-        patch_size=(1, 2, 2),
+        patch_size=config.patch,
         num_attention_heads=config.heads,
         attention_head_dim=config.head_dim,
         in_channels=config.z_dim,

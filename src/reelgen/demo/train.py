@@ -2,8 +2,8 @@
 
 Stages, each resumable from the run folder (``--resume``):
 
-1. **VAE** (``vae.pt``): ``AutoencoderKLWan`` on random 40x40 crops of whole 17-frame rendered training clips
-   (the VAE is convolutional, so small crops teach it what 128x128 frames need at a fraction of the cost; it is
+1. **VAE** (``vae.pt``): ``AutoencoderKLWan`` on random 32x32 crops of whole 17-frame rendered training clips
+   (the VAE is convolutional, so small crops teach it what 64x64 frames need at a fraction of the cost; it is
    causal in time and carries a cache from chunk to chunk, so crops must span all 17 frames): L1 + MSE
    reconstruction and a small KL term.
 2. **Latent cache** (``cache.pt``): ``cache_size`` training-split scenes (``sample_spec(rng, "train")``, so
@@ -59,20 +59,20 @@ class TrainConfig:
     seed: int = 0
     model: ModelConfig = field(default_factory=ModelConfig)
     # Stage 1: VAE.
-    vae_steps: int = 1500
+    vae_steps: int = 1200
     vae_batch: int = 8
     # Whole 17-frame clips (small spatial crops keep the cost down): the causal cache that carries features from
     # one 4-frame chunk to the next must see as many chunks as generation decodes. Trained on 5-frame crops the
     # VAE fell apart after the first chunk; on 9-frame crops, after the second (benchmarks/README.md).
     vae_frames: int = 17
-    vae_crop: int = 40
+    vae_crop: int = 32
     vae_lr: float = 5e-4
     kl_weight: float = 1e-7
     # Stage 2: latent cache.
-    cache_size: int = 1200
+    cache_size: int = 4000
     # Stage 3: transformer + text encoder.
     steps: int = 100000
-    batch: int = 16
+    batch: int = 32
     lr: float = 1e-3
     warmup: int = 200
     caption_dropout: float = 0.1

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import torch
 
-from reelgen.demo.model import MAX_SEQUENCE_LENGTH, WEIGHTS_DIR
+from reelgen.demo.model import MAX_SEQUENCE_LENGTH, UPSCALE, WEIGHTS_DIR
 from reelgen.domain.models import ModelSpec
 from reelgen.engines.wan import WanEngine, default_device, load_wan_pipeline
 
@@ -26,4 +26,5 @@ def create_engine(spec: ModelSpec, device: str | None = None, *, source: str | N
         device,
         torch.float32,
         max_sequence_length=MAX_SEQUENCE_LENGTH,
+        upscale=UPSCALE,
     )

@@ -38,6 +38,7 @@ from reelgen.domain.models import ModelSpec
 from reelgen.engines.base import STAGE_GENERATE, Engine, ProgressSink, StageRequest, VideoOutput
 from reelgen.engines.previews import fit_rgb_projection, project_to_rgb
 from reelgen.engines.weights import require_weights
+from reelgen.media.resize import upscale_frames
 
 FRAMES_PER_CHUNK = 16
 # Previews are upsampled from latent resolution (1/8 of the video) towards this long side, at most 4x.
@@ -135,8 +136,12 @@ class WanEngine(Engine):
         max_sequence_length: int = 512,
         frames_per_chunk: int = FRAMES_PER_CHUNK,
         flow_shift: Mapping[str, float] | None = None,
+        upscale: int = 1,
     ) -> None:
         self.spec = spec
+        # Models trained below their display size (reelgen-demo: 64x64 shown at 128x128) generate at
+        # size / upscale and return frames enlarged by this integer factor.
+        self.upscale = upscale
         self.device = device
         self.dtype = dtype
         self.max_sequence_length = max_sequence_length
@@ -222,8 +227,8 @@ class WanEngine(Engine):
                 **image_input,
                 prompt=params.prompt,
                 negative_prompt=params.negative_prompt or None,
-                height=params.size.height,
-                width=params.size.width,
+                height=params.size.height // self.upscale,
+                width=params.size.width // self.upscale,
                 num_frames=params.num_frames,
                 num_inference_steps=params.steps,
                 guidance_scale=params.guidance_scale,
@@ -275,7 +280,7 @@ class WanEngine(Engine):
         elif image is not None:
             raise InvalidParams(f"model {self.spec.id} is text-to-video only", param="input_reference")
         params = request.params
-        multiple = pipe.vae_scale_factor_spatial * pipe.transformer.config.patch_size[1]
+        multiple = pipe.vae_scale_factor_spatial * pipe.transformer.config.patch_size[1] * self.upscale
         if params.size.width % multiple or params.size.height % multiple:
             raise InvalidParams(f"width and height must be multiples of {multiple}; got {params.size}", param="size")
         temporal = pipe.vae_scale_factor_temporal
@@ -309,6 +314,7 @@ class WanEngine(Engine):
             pending: list[np.ndarray] = []
             buffered = 0
             for frames in decoded:
+                frames = upscale_frames(frames, self.upscale)
                 pending.append(frames)
                 buffered += len(frames)
                 while buffered >= self.frames_per_chunk:
