@@ -17,7 +17,16 @@ from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from reelgen.domain.errors import Conflict, InvalidParams, NotFound, ReelgenError
+from reelgen.domain.errors import (
+    Conflict,
+    Forbidden,
+    InvalidParams,
+    NotFound,
+    QuotaExceeded,
+    ReelgenError,
+    Unauthenticated,
+    Unavailable,
+)
 
 log = logging.getLogger("reelgen.api")
 
@@ -79,6 +88,15 @@ def from_domain(exc: ReelgenError) -> APIError:
         return APIError(404, exc.message, param=exc.param, code=exc.code)
     if isinstance(exc, Conflict):
         return APIError(409, exc.message, param=exc.param, code=exc.code)
+    if isinstance(exc, Unauthenticated):
+        return APIError(401, exc.message, code=exc.code, headers={"WWW-Authenticate": "Bearer"})
+    if isinstance(exc, Forbidden):
+        return APIError(403, exc.message, code=exc.code)
+    if isinstance(exc, QuotaExceeded | Unavailable):
+        status = 429 if isinstance(exc, QuotaExceeded) else 503
+        retry_after = getattr(exc, "retry_after", None)
+        headers = {"Retry-After": str(max(1, round(retry_after)))} if retry_after is not None else {}
+        return APIError(status, exc.message, param=exc.param, code=exc.code, headers=headers)
     log.error("unexpected %s: %s", type(exc).__name__, exc.message)
     return APIError(500, "internal error", code=exc.code)
 

@@ -40,3 +40,32 @@ class JobCancelled(ReelgenError):
     """Raised inside a running job when a cancel was requested; the worker stops and keeps nothing."""
 
     code = "cancelled"
+
+
+class Unauthenticated(ReelgenError):
+    """No valid credentials (missing, unknown, revoked or disabled key / session). HTTP 401."""
+
+    code = "invalid_api_key"
+
+
+class Forbidden(ReelgenError):
+    """Authenticated, but the role does not allow this operation (admin / moderator endpoints). HTTP 403.
+    Never used for another user's objects: those answer NotFound, exactly like missing ones."""
+
+    code = "insufficient_permissions"
+
+
+class QuotaExceeded(ReelgenError):
+    """A quota, concurrency cap or queue-depth cap would be exceeded. HTTP 429 with Retry-After."""
+
+    code = "quota_exceeded"
+
+    def __init__(self, message: str, *, retry_after: float | None = None, param: str | None = None) -> None:
+        super().__init__(message, param=param)
+        self.retry_after = retry_after
+
+
+class Unavailable(ReelgenError):
+    """The service refuses new work for now (maintenance mode). HTTP 503 with Retry-After."""
+
+    code = "service_unavailable"
