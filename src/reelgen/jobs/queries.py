@@ -161,6 +161,9 @@ RETURNING {JOB_COLUMNS}
 """
 
 INSERT_EVENT = "INSERT INTO job_events (job_id, kind, data, created_at) VALUES (?, ?, ?, ?)"
+
+# Append to the audit log (migration 0004): written in the same transaction as the change it records.
+INSERT_AUDIT = "INSERT INTO audit_log (actor, action, target, data, created_at) VALUES (?, ?, ?, ?, ?)"
 SELECT_EVENTS = """
 SELECT seq, job_id, kind, data, created_at FROM job_events
 WHERE job_id = ? AND seq > ? ORDER BY seq LIMIT ?

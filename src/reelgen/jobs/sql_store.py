@@ -354,6 +354,10 @@ class SqlJobStore(JobStore):
     def _event(self, tx: Tx, job_id: str, kind: str, data: dict[str, Any], now: float) -> None:
         tx.run(q.INSERT_EVENT, (job_id, kind, json.dumps(data), now))
 
+    def _audit(self, tx: Tx, actor: str, action: str, target: str | None, data: dict[str, Any], now: float) -> None:
+        """Record a decision (review, role or key change, operator control) inside the transaction making it."""
+        tx.run(q.INSERT_AUDIT, (actor, action, target, json.dumps(data), now))
+
 
 def models_filter(models: tuple[str, ...] | None, placeholder: str) -> tuple[str, list[str]]:
     """SQL fragment and parameters restricting a claim to some models."""
