@@ -239,6 +239,10 @@ class ModelCard(_Model):
     inputs: list[str]
     """`text`, and `image` when `input_reference` is accepted."""
 
+    vocabulary: list[str] | None = None
+    """Models trained on a closed vocabulary (reelgen-demo): every word they understand; other words are
+    ignored. None for open-vocabulary models."""
+
     runnable: bool
     """Whether a worker on this deployment can run it (checked without loading it)."""
 

@@ -494,6 +494,7 @@ class VideoService:
             default_steps=spec.default_steps,
             max_steps=min(spec.max_steps, self.settings.max_steps),
             inputs=list(spec.inputs),
+            vocabulary=list(spec.vocabulary) or None,
             runnable=avail.runnable,
             runnable_reason=avail.reason,
         )

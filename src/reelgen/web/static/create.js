@@ -80,6 +80,9 @@ function applyModel(wanted = {}) {
   const model = currentModel();
   if (!model) return;
   $("#model-caps").textContent = describeModel(model);
+  // A closed-vocabulary model (reelgen-demo) says what it can draw, so nobody expects a cat.
+  $("#model-vocab").hidden = !model.vocabulary;
+  $("#model-vocab-words").textContent = model.vocabulary ? model.vocabulary.join(" · ") : "";
   fillSizes(model, wanted.size);
   fillSeconds(model, wanted.seconds);
   fields.steps.placeholder = `${model.default_steps} (default)`;
