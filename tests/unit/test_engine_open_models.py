@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 from huggingface_hub import constants
 
+from reelgen.domain.errors import InvalidParams
 from reelgen.domain.models import ModelSpec
 from reelgen.domain.params import ParamLimits, validate_params
 from reelgen.engines import registry
@@ -107,6 +108,20 @@ def test_trained_lengths_and_rates() -> None:
     assert frames["cogvideox1.5-5b"] == (81, 16)
     hunyuan = registry.get_spec("hunyuanvideo")
     assert hunyuan.num_frames(hunyuan.max_seconds) == 129
+
+
+def test_image_only_checkpoints_need_an_image_at_validation() -> None:
+    by_id = {s.id: s for s, _, _ in OPEN_MODELS}
+    needs = {s.id for s in by_id.values() if s.requires_image}
+    assert needs == {"wan2.1-i2v-14b-480p", "wan2.1-i2v-14b-720p", "wan2.2-i2v-a14b"}
+    limits = ParamLimits()
+    with pytest.raises(InvalidParams) as err:
+        validate_params(by_id["wan2.1-i2v-14b-480p"], limits, prompt="a cat")
+    assert err.value.param == "input_reference"
+    ok = validate_params(by_id["wan2.1-i2v-14b-480p"], limits, prompt="a cat", input_image="inputs/x/ref.png")
+    assert ok.input_image == "inputs/x/ref.png"
+    # A text-and-image checkpoint still runs from text alone.
+    assert validate_params(by_id["wan2.2-ti2v-5b"], limits, prompt="a cat").input_image is None
 
 
 def test_listing_the_catalog_stays_torch_free_and_says_what_is_missing(tmp_path: Path) -> None:

@@ -62,6 +62,9 @@ class ModelSpec:
     max_steps: int
     default_guidance: float
     inputs: tuple[str, ...] = ("text",)
+    # Image-to-video checkpoints that cannot start from text alone: a request without an image is a 400 at the
+    # API instead of a failure in the worker.
+    requires_image: bool = False
     # Stages this model can run; a job is a chain of them (generate -> extend -> upscale -> interpolate).
     stages: tuple[str, ...] = ("generate",)
     needs_gpu: bool = False

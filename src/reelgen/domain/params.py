@@ -136,6 +136,10 @@ def validate_params(
 
     if input_image is not None and "image" not in spec.inputs:
         raise InvalidParams(f"model {spec.id} does not accept an input image", param="input_reference")
+    if input_image is None and spec.requires_image:
+        raise InvalidParams(
+            f"model {spec.id} animates an image: send input_reference (an image file)", param="input_reference"
+        )
 
     return GenerationParams(
         prompt=prompt,

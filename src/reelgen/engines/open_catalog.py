@@ -98,6 +98,7 @@ WAN21_I2V_14B_480P = ModelSpec(
     max_steps=100,
     default_guidance=5.0,
     inputs=TEXT_IMAGE,
+    requires_image=True,
     needs_gpu=True,
     owned_by="Wan-AI",
 )
@@ -116,6 +117,7 @@ WAN21_I2V_14B_720P = ModelSpec(
     max_steps=100,
     default_guidance=5.0,
     inputs=TEXT_IMAGE,
+    requires_image=True,
     needs_gpu=True,
     owned_by="Wan-AI",
 )
@@ -177,6 +179,7 @@ WAN22_I2V_A14B = ModelSpec(
     max_steps=100,
     default_guidance=3.5,
     inputs=TEXT_IMAGE,
+    requires_image=True,
     needs_gpu=True,
     owned_by="Wan-AI",
 )
