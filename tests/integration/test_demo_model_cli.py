@@ -16,7 +16,7 @@ from reelgen.cli import main
 def test_train_then_resume_then_eval(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     run = tmp_path / "run"
     common = ["train-demo", "--run-dir", str(run), "--checkpoint-every", "1"]
-    fresh = ["--vae-steps", "1", "--cache-size", "2", "--batch", "2"]
+    fresh = ["--vae-image-steps", "1", "--vae-steps", "1", "--cache-size", "2", "--batch", "2"]
     assert main([*common, *fresh, "--steps", "1"]) == 0
     assert main([*common, "--steps", "2"]) == 2  # the folder holds a run: refuse without --resume
     assert main([*common, "--steps", "2", "--resume"]) == 0

@@ -34,6 +34,7 @@ TINY = ModelConfig(
 def tiny_train_config(steps: int = 2) -> TrainConfig:
     return TrainConfig(
         model=TINY,
+        vae_image_steps=1,
         vae_steps=1,
         vae_batch=1,
         vae_crop=32,

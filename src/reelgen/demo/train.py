@@ -2,10 +2,11 @@
 
 Stages, each resumable from the run folder (``--resume``):
 
-1. **VAE** (``vae.pt``): ``AutoencoderKLWan`` on whole rendered 17-frame training clips (it is causal in time and
-   carries a cache from chunk to chunk, so clips must span all 17 frames): L1 + MSE reconstruction weighted
-   towards the object's pixels (a shape covers 2-6% of the frame; unweighted, the VAE learns the background
-   first and blurs objects away for hundreds of steps), and a small KL term.
+1. **VAE** (``vae.pt``): ``AutoencoderKLWan``, first on single frames (``vae_image_steps``: colour and shape are
+   spatial, and 16 one-frame scenes cost about what 3 whole clips do), then on whole rendered 17-frame training
+   clips (it is causal in time and carries a cache from chunk to chunk, so clips must span all 17 frames).
+   L1 + MSE reconstruction weighted towards the object's pixels (a shape covers 2-6% of the frame; unweighted,
+   the VAE learns the background first and blurs objects away for hundreds of steps), and a small KL term.
 2. **Latent cache** (``cache.pt``): ``cache_size`` training-split scenes (``sample_spec(rng, "train")``, so
    held-out combinations never reach the model) encoded to the VAE posterior mean, plus their specs; the
    per-channel mean/std go into the VAE config (``latents_mean``/``latents_std``) like a real Wan VAE's.
@@ -59,7 +60,9 @@ class TrainConfig:
     seed: int = 0
     model: ModelConfig = field(default_factory=ModelConfig)
     # Stage 1: VAE.
-    vae_steps: int = 1200
+    vae_image_steps: int = 3000
+    vae_image_batch: int = 16
+    vae_steps: int = 600
     vae_batch: int = 3
     # Whole 17-frame clips (small spatial crops keep the cost down): the causal cache that carries features from
     # one 4-frame chunk to the next must see as many chunks as generation decodes. Trained on 5-frame crops the
@@ -106,16 +109,18 @@ def vae_batch(config: TrainConfig, step: int) -> tuple[torch.Tensor, torch.Tenso
     """Freshly rendered training clips (random crops when ``vae_crop`` < SIZE) for VAE step ``step``, and a
     per-pixel loss weight: ``1 + vae_object_weight`` where the object is, 1 on the background."""
     rng = _rng(config.seed, 1, step)
-    shape = (config.vae_batch, config.vae_frames, config.vae_crop, config.vae_crop)
+    images = step < config.vae_image_steps  # the single-frame stage
+    frames, batch = (1, config.vae_image_batch) if images else (config.vae_frames, config.vae_batch)
+    shape = (batch, frames, config.vae_crop, config.vae_crop)
     out = np.empty((*shape, 3), dtype=np.uint8)
     weight = np.ones(shape, dtype=np.float32)
-    for i in range(config.vae_batch):
+    for i in range(batch):
         spec, seed = sample_spec(rng, "train"), int(rng.integers(1 << 31))
         clip = render(spec, NUM_FRAMES, SIZE, SIZE, seed=seed)
         on_object = np.abs(clip.astype(np.float32) - background_image(spec.background, SIZE, SIZE, seed)).max(-1) > 8
-        t0 = int(rng.integers(NUM_FRAMES - config.vae_frames + 1))
+        t0 = int(rng.integers(NUM_FRAMES - frames + 1))
         y0, x0 = (int(v) for v in rng.integers(SIZE - config.vae_crop + 1, size=2))
-        window = (slice(t0, t0 + config.vae_frames), slice(y0, y0 + config.vae_crop), slice(x0, x0 + config.vae_crop))
+        window = (slice(t0, t0 + frames), slice(y0, y0 + config.vae_crop), slice(x0, x0 + config.vae_crop))
         out[i] = clip[window]
         weight[i] += config.vae_object_weight * on_object[window]
     return clips_to_tensor(out), torch.from_numpy(weight).unsqueeze(1)
@@ -197,18 +202,15 @@ class Trainer:
             vae.load_state_dict(state["vae"])
             opt.load_state_dict(state["opt"])
             step = state["step"]
-        if step >= cfg.vae_steps:
+        total = cfg.vae_image_steps + cfg.vae_steps
+        if step >= total:
             return
         vae.train()
         started, start_step, window = time.perf_counter(), step, []
-        while step < cfg.vae_steps:
+        while step < total:
             x, weight = vae_batch(cfg, step)
             torch.manual_seed(cfg.seed * 1_000_003 + step)  # the posterior sample
-            lr = (
-                cfg.vae_lr
-                * min(1.0, (step + 1) / 50)
-                * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * step / cfg.vae_steps)))
-            )
+            lr = cfg.vae_lr * min(1.0, (step + 1) / 50) * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * step / total)))
             for group in opt.param_groups:
                 group["lr"] = lr
             posterior = vae.encode(x).latent_dist
@@ -223,14 +225,14 @@ class Trainer:
             opt.step()
             step += 1
             window.append((recon.item(), kl.item()))
-            if step % cfg.log_every == 0 or step == cfg.vae_steps:
+            if step % cfg.log_every == 0 or step == total:
                 rate = (step - start_step) / (time.perf_counter() - started)
                 rec_mean, kl_mean = np.mean(window, axis=0)
                 self._log(
                     {"stage": "vae", "step": step, "recon": float(rec_mean), "kl": float(kl_mean), "steps_per_s": rate}
                 )
                 window = []
-            if step % cfg.checkpoint_every == 0 or step == cfg.vae_steps:
+            if step % cfg.checkpoint_every == 0 or step == total:
                 _save({"step": step, "vae": vae.state_dict(), "opt": opt.state_dict()}, path)
         vae.eval()
 
