@@ -1,4 +1,4 @@
-"""`reelgen serve | worker | generate | models | train-demo | eval-demo`."""
+"""`reelgen serve | worker | generate | models | users | train-demo | eval-demo`."""
 
 from __future__ import annotations
 
@@ -43,6 +43,19 @@ def main(argv: list[str] | None = None) -> int:
     group = p.add_mutually_exclusive_group()
     group.add_argument("--workers", type=int, default=1, help="embedded worker threads (default 1)")
     group.add_argument("--no-worker", action="store_true", help="serve only; run `reelgen worker` elsewhere")
+    p.add_argument(
+        "--allow-unauthenticated",
+        action="store_true",
+        help="serve on a non-loopback address even though authentication is off (no users, REELGEN_AUTH=off)",
+    )
+
+    from reelgen.cli_users import add_users_parser
+
+    add_users_parser(sub)
+
+    from reelgen.cli_ops import add_ops_parsers
+
+    add_ops_parsers(sub)  # queue, workers, maintenance
 
     p = sub.add_parser("train-demo", help="train the reelgen-demo model (resumable; see reelgen.demo.train)")
     p.add_argument("--run-dir", type=Path, help="checkpoints, cache and logs (default: $REELGEN_HOME/demo-run)")
@@ -52,7 +65,8 @@ def main(argv: list[str] | None = None) -> int:
         "--max-minutes", type=float, help="stop (after checkpointing) once the transformer stage ran this long"
     )
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--vae-steps", type=int, help="VAE training steps (new runs only; default 400)")
+    p.add_argument("--vae-image-steps", type=int, help="VAE steps on single frames (new runs only; default 3000)")
+    p.add_argument("--vae-steps", type=int, help="VAE steps on whole clips, after those (new runs only; default 600)")
     p.add_argument("--cache-size", type=int, help="training clips encoded for the transformer (new runs only)")
     p.add_argument("--batch", type=int, help="transformer batch size (new runs only; default 16)")
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1: shared machines)")
@@ -81,6 +95,10 @@ def main(argv: list[str] | None = None) -> int:
             "serve": cmd_serve,
             "train-demo": cmd_train_demo,
             "eval-demo": cmd_eval_demo,
+            "users": cmd_users,
+            "queue": cmd_ops,
+            "workers": cmd_ops,
+            "maintenance": cmd_ops,
         }
         return commands[args.command](args)
     except ReelgenError as e:
@@ -187,7 +205,26 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from reelgen.server import serve
 
     settings = Settings()
-    return serve(settings, host=args.host, port=args.port, workers=0 if args.no_worker else args.workers)
+    return serve(
+        settings,
+        host=args.host,
+        port=args.port,
+        workers=0 if args.no_worker else args.workers,
+        allow_unauthenticated=args.allow_unauthenticated,
+    )
+
+
+def cmd_ops(args: argparse.Namespace) -> int:
+    from reelgen import cli_ops
+
+    run = {"queue": cli_ops.cmd_queue, "workers": cli_ops.cmd_workers, "maintenance": cli_ops.cmd_maintenance}
+    return run[args.command](args)
+
+
+def cmd_users(args: argparse.Namespace) -> int:
+    from reelgen.cli_users import cmd_users as run_users
+
+    return run_users(args)
 
 
 def cmd_train_demo(args: argparse.Namespace) -> int:
@@ -203,6 +240,7 @@ def cmd_train_demo(args: argparse.Namespace) -> int:
         seed=args.seed,
         steps=args.steps or defaults.steps,
         checkpoint_every=args.checkpoint_every,
+        vae_image_steps=defaults.vae_image_steps if args.vae_image_steps is None else args.vae_image_steps,
         vae_steps=args.vae_steps or defaults.vae_steps,
         cache_size=args.cache_size or defaults.cache_size,
         batch=args.batch or defaults.batch,

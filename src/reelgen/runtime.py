@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from reelgen.jobs import JobStore, QueuePolicy, open_job_store
+from reelgen.jobs.scheduling import FairPolicy
 from reelgen.settings import Settings
 from reelgen.storage import open_store
 from reelgen.storage.base import ArtifactStore
@@ -22,7 +23,13 @@ def open_job_store_from(settings: Settings) -> JobStore:
     url = settings.resolved_database_url
     if url.startswith("sqlite:///"):
         Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-    return open_job_store(url, queue_policy(settings))
+    store = open_job_store(url, queue_policy(settings))
+    store.fair = FairPolicy(  # scheduling knobs (reelgen.jobs.scheduling)
+        half_life_seconds=settings.fair_share_half_life_seconds,
+        affinity_slack_seconds=settings.affinity_slack_seconds,
+        default_job_seconds=settings.default_job_gpu_seconds,
+    )
+    return store
 
 
 def open_artifacts_from(settings: Settings) -> ArtifactStore:
@@ -48,4 +55,14 @@ def build_worker(
         models=settings.accepted_models,
     )
     cache = EngineCache(lambda model_id: create_engine(model_id, device=settings.device))
-    return Worker(store, artifacts, cache, config, on_step=on_step)
+    from reelgen.moderation import load_frame_check
+
+    return Worker(
+        store,
+        artifacts,
+        cache,
+        config,
+        on_step=on_step,
+        frame_check=load_frame_check(settings) if settings.moderation_frame_check else None,
+        frame_samples=settings.moderation_frame_samples,
+    )

@@ -36,20 +36,57 @@ def trusted_hosts_for(host: str) -> list[str] | None:
     return sorted(names)
 
 
-def serve(settings: Settings, *, host: str, port: int, workers: int) -> int:
+class UnauthenticatedBind(Exception):
+    """Refusing to serve a non-loopback address while authentication is off."""
+
+
+def check_bind(settings: Settings, host: str, *, allow_unauthenticated: bool) -> Settings:
+    """The settings to serve `host` with. On a non-loopback address with authentication off (no users yet,
+    or REELGEN_AUTH=off) raises UnauthenticatedBind unless `allow_unauthenticated`. With `auto` and users, the
+    process is pinned to `on`, so disabling the last user can never open the server to everyone."""
+    if is_loopback(host):
+        return settings
+    from reelgen.runtime import open_job_store_from
+
+    if settings.auth == "on":
+        return settings
+    enabled = False
+    if settings.auth == "auto":
+        store = open_job_store_from(settings)
+        try:
+            enabled = store.accounts.has_users()
+        finally:
+            store.close()
+    if enabled:
+        return settings.model_copy(update={"auth": "on"})
+    if not allow_unauthenticated:
+        raise UnauthenticatedBind(
+            f"refusing to serve on {host} without authentication: anyone who can reach it could create and "
+            "delete videos. Add a user first (`reelgen users add NAME --role admin`, which turns authentication "
+            "on), or bind 127.0.0.1, or pass --allow-unauthenticated if a trusted proxy or network protects it."
+        )
+    # Single-owner mode has no keys: whoever reaches the port can use (and delete) everything.
+    log.warning(
+        "serving on %s WITHOUT authentication (--allow-unauthenticated): anyone who can reach it can create "
+        "and delete videos",
+        host,
+    )
+    return settings
+
+
+def serve(settings: Settings, *, host: str, port: int, workers: int, allow_unauthenticated: bool = False) -> int:
+    import sys
+
     import uvicorn
 
     from reelgen.api.app import create_app
     from reelgen.runtime import build_worker, open_artifacts_from, open_job_store_from
 
-    if not is_loopback(host):
-        # Single-owner mode has no keys: whoever reaches the port can use (and delete) everything.
-        log.warning(
-            "serving on %s without authentication: anyone who can reach port %d can create and delete "
-            "videos; bind to 127.0.0.1 unless a trusted proxy or network protects it",
-            host,
-            port,
-        )
+    try:
+        settings = check_bind(settings, host, allow_unauthenticated=allow_unauthenticated)
+    except UnauthenticatedBind as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     app = create_app(settings, trusted_hosts=trusted_hosts_for(host))
 
     stop = threading.Event()

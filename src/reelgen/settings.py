@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from functools import cached_property
 from pathlib import Path
+from typing import Literal
 
 from platformdirs import user_data_dir
 from pydantic import Field
@@ -59,6 +60,57 @@ class Settings(BaseSettings):
 
     worker_models: str | None = None
     """Comma-separated model ids a worker accepts (default: every model that can run on it)."""
+
+    auth: Literal["auto", "on", "off"] = "auto"
+    """Authentication: `auto` turns on as soon as a user exists (`reelgen users add`; disabled users count) and
+    stays on for the life of the process; `on` always (every /v1 call needs a key or a studio session); `off`
+    never (every caller is the single owner "local": only for one person on loopback)."""
+
+    session_hours: float = 168.0
+    """How long a studio login lasts (hours)."""
+
+    session_cookie: str = "reelgen_session"
+    """Name of the studio session cookie."""
+
+    auth_cache_seconds: float = 5.0
+    """How long the API remembers a checked key or session; a revoke or disable made in another process (the
+    CLI) takes effect within this time, one made through the API in that process at once."""
+
+    moderation_blocklist: str | None = None
+    """Prompt blocklist, inline: words or phrases separated by commas or newlines, matched case-insensitively as
+    whole words. Prefix an entry with `hold:` to hold a matching job for review instead of refusing it."""
+
+    moderation_blocklist_file: Path | None = None
+    """Prompt blocklist file: one word or phrase per line (`#` comments, `hold:` / `block:` prefixes)."""
+
+    moderation_blocklist_action: Literal["block", "hold"] = "block"
+    """What a blocklist match without a prefix does: `block` (400, code moderation_blocked) or `hold` (the job
+    is accepted but waits for a moderator)."""
+
+    moderation_prompt_check: str | None = None
+    """A prompt-check plugin (`package.module:name`: an object with check(prompt) -> Verdict, or a callable
+    taking the Settings and returning one) used instead of the blocklist."""
+
+    moderation_frame_check: str | None = None
+    """A frame-check plugin (`package.module:name`, check(frames) -> Verdict) run by workers on frames sampled
+    from each finished video; a flagged video completes held for review. Default: none (everything passes)."""
+
+    moderation_frame_samples: int = 8
+    """How many frames, evenly spaced, the frame check sees per video."""
+
+    fair_share_half_life_seconds: float = 3600.0
+    """Fair scheduling: a user's GPU time counts half after this many seconds (exponential decay), so past use
+    is forgiven gradually."""
+
+    affinity_slack_seconds: float = 30.0
+    """Model affinity: a worker prefers jobs for the model it has loaded when their owner's recent GPU time is
+    within this many GPU-seconds of the fairest waiting owner's."""
+
+    default_job_gpu_seconds: float = 60.0
+    """GPU-seconds assumed for a job enqueued without an estimate (jobs created before quotas, direct store use)."""
+
+    maintenance_retry_after_seconds: int = 300
+    """Retry-After (seconds) sent with the 503 answers of maintenance mode."""
 
     @cached_property
     def resolved_database_url(self) -> str:

@@ -232,12 +232,13 @@ def test_library_player_download_publish_remix_and_delete(page: Any, server_url:
     data = Path(download.value.path()).read_bytes()
     assert data[4:8] == b"ftyp" and len(data) == len(httpx.get(f"{server_url}/v1/videos/{video['id']}/content").content)
 
+    # Publishing asks a moderator (tests/e2e/test_studio_review.py follows it through the review page).
     page.click("#publish")
-    expect(page.locator("#publish")).to_have_text("Unpublish")
-    open_page(page, "/gallery")
-    expect(page.locator(f"#grid li.card[data-id={video['id']}]")).to_be_visible()
-    page.wait_for_function("() => document.querySelector('#grid li.card img')?.naturalWidth > 0")
-    snap(page, shots / "gallery.png")
+    expect(page.locator("#publish")).to_have_text("Withdraw")
+    expect(page.locator("#review-state")).to_contain_text("waiting for a moderator")
+    page.click("#publish")
+    expect(page.locator("#publish")).to_have_text("Submit for publication")
+    expect(page.locator("#review-state")).to_be_hidden()
 
     # Remix: the form comes back prefilled with the whole recipe; a new prompt keeps the rest (remix endpoint).
     open_page(page, f"/library/{video['id']}")

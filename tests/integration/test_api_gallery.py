@@ -1,5 +1,6 @@
-"""The gallery extension over HTTP: POST /v1/videos/{id}/publish and /unpublish, GET /v1/gallery (paged), the
-Video object's `published_at`, and the studio's pages mounted next to the API."""
+"""The gallery extension over HTTP in single-owner mode (authentication off: the local owner is also the
+moderator): POST /v1/videos/{id}/publish submits, POST /v1/admin/reviews/{id}/approve publishes, GET /v1/gallery
+(paged), the Video object's `published_at` and `review`, and the studio's pages mounted next to the API."""
 
 from __future__ import annotations
 
@@ -71,7 +72,10 @@ def test_publish_lists_in_the_gallery_newest_publication_first(client: TestClien
     assert client.get(f"/v1/videos/{a}").json()["published_at"] is None
     for video_id in (b, a, c):
         r = client.post(f"/v1/videos/{video_id}/publish")
-        assert r.status_code == 200 and r.json()["id"] == video_id and r.json()["published_at"] is not None
+        assert r.status_code == 200 and r.json()["id"] == video_id and r.json()["published_at"] is None
+        assert r.json()["review"]["state"] == "pending"
+        r = client.post(f"/v1/admin/reviews/{video_id}/approve")
+        assert r.status_code == 200 and r.json()["published_at"] is not None
     page = client.get("/v1/gallery", params={"limit": 2}).json()
     assert [v["id"] for v in page["data"]] == [c, a] and page["has_more"] and page["last_id"] == a
     rest = client.get("/v1/gallery", params={"limit": 2, "after": page["last_id"]}).json()
@@ -89,7 +93,7 @@ def test_publish_lists_in_the_gallery_newest_publication_first(client: TestClien
 def test_only_completed_videos_can_be_published(client: TestClient) -> None:
     queued = client.post("/v1/videos", json=TINY).json()["id"]
     r = client.post(f"/v1/videos/{queued}/publish")
-    assert r.status_code == 409 and "only completed videos" in r.json()["error"]["message"]
+    assert r.status_code == 409 and "only completed videos can be submitted" in r.json()["error"]["message"]
     assert r.headers["x-should-retry"] == "false"
     missing = client.post("/v1/videos/video_missing/publish")
     assert missing.status_code == 404 and missing.json()["error"]["param"] == "video_id"
@@ -106,6 +110,8 @@ def test_gallery_rejects_bad_paging(client: TestClient, store: JobStore) -> None
 def test_deleting_a_published_video_takes_it_out_of_the_gallery(client: TestClient, store: JobStore) -> None:
     video_id = completed(client, store, "fox")
     client.post(f"/v1/videos/{video_id}/publish")
+    client.post(f"/v1/admin/reviews/{video_id}/approve")
+    assert client.get("/v1/gallery").json()["data"] != []
     assert client.delete(f"/v1/videos/{video_id}").status_code == 200
     assert client.get("/v1/gallery").json()["data"] == []
 

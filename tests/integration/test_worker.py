@@ -160,3 +160,20 @@ def test_stale_worker_discards_its_files_and_the_newer_attempt_wins(store_factor
     assert artifacts.list(f"tmp/{job.id}/") == []
     final = store.get(job.id)
     assert final is not None and final.attempt == 2 and final.status is JobStatus.COMPLETED
+
+
+def test_a_real_job_is_charged_its_measured_gpu_time(
+    store: JobStore, artifacts: LocalArtifactStore, shared_cache: EngineCache
+) -> None:
+    from reelgen.jobs import NewJob
+
+    ((job, _),) = store.create_many([NewJob("alice", tiny(), gpu_seconds=500.0)])
+    assert store.ledger_entry(job.id).charged == 500.0  # type: ignore[attr-defined]
+    done = make_worker(store, artifacts, shared_cache).run_once()
+    assert done is not None and done.status is JobStatus.COMPLETED
+    stats = done.artifact.extra["stats"]  # type: ignore[union-attr]
+    entry = store.ledger_entry(job.id)  # type: ignore[attr-defined]
+    assert entry.state == "settled" and entry.estimated == 500.0
+    assert entry.actual == pytest.approx(stats["denoise_seconds"] + stats["decode_seconds"])
+    assert entry.charged == entry.actual and 0 < entry.actual < 500.0
+    assert store.user_usage("alice").charged_seconds == pytest.approx(entry.actual)

@@ -166,3 +166,23 @@ def test_idle_worker_process_starts_a_new_job_within_100ms(client_store: JobStor
         delays.append(started.started_at - job.created_at)
         wait_for(lambda: (j := client_store.get(job_id)) and j.status.terminal, 60, "the job")  # noqa: B023
     assert max(delays) < 0.1, delays
+
+
+@pytest.mark.slow
+def test_paused_queue_then_drained_worker_finishes_its_job_and_exits(client_store: JobStore, workers: Workers) -> None:
+    client_store.pause_queue(actor="test")
+    proc = workers.start()
+    worker_id = wait_for(lambda: [w.id for w in client_store.workers()], 120, "the worker to check in")[0]
+    first, _ = client_store.create("alice", tiny(steps=30, size="64x64"))
+    second, _ = client_store.create("alice", tiny(steps=2, seed=2, size="64x64"))
+    time.sleep(2.5)  # the worker keeps asking (its idle wait is 1 s) and gets nothing while paused
+    assert client_store.get(first.id).status is JobStatus.QUEUED  # type: ignore[union-attr]
+    assert [w.state for w in client_store.workers()] == ["active"]
+    client_store.resume_queue(actor="test")
+    wait_for(lambda: (j := client_store.get(first.id)) and j.status is JobStatus.IN_PROGRESS, 60, "the claim")
+    assert client_store.drain_worker(worker_id, actor="test").state == "draining"
+    done = wait_for(lambda: (j := client_store.get(first.id)) and j.status.terminal and j, 180, "the running job")
+    assert done.status is JobStatus.COMPLETED  # the job it had was finished, not abandoned
+    assert proc.wait(60) == 0  # ... and then the worker exited on its own
+    assert client_store.get(second.id).status is JobStatus.QUEUED  # type: ignore[union-attr]
+    assert [w.state for w in client_store.workers()] == ["drained"]

@@ -127,3 +127,34 @@ def test_every_status_update_in_the_store_sql_is_an_allowed_transition() -> None
         check_transition(JobStatus(olds[0]), new)
         checked += 1
     assert checked >= 8
+
+
+def test_every_review_state_update_in_the_store_sql_is_an_allowed_transition() -> None:
+    """The review compare-and-set updates must agree with domain.review.TRANSITIONS, and only the approval
+    may set published_at (no path into the gallery without a moderator)."""
+    import re
+
+    from reelgen.domain.review import TRANSITIONS as REVIEW_TRANSITIONS
+    from reelgen.domain.review import ReviewState
+    from reelgen.jobs import queries
+
+    checked = 0
+    for name in dir(queries):
+        sql = getattr(queries, name)
+        if not isinstance(sql, str) or "SET review_state" not in sql:
+            continue
+        new = ReviewState(re.search(r"SET review_state = '(\w+)'", sql).group(1))  # type: ignore[union-attr]
+        where = sql[sql.index("WHERE") :]
+        match = re.search(r"review_state = '(\w+)'|review_state IN \(([^)]*)\)", where)
+        assert match, f"{name} updates review_state without naming the state it expects"
+        olds = [match.group(1)] if match.group(1) else re.findall(r"'(\w+)'", match.group(2))
+        for old in olds:
+            assert new in REVIEW_TRANSITIONS[ReviewState(old)], f"{name}: {old} -> {new}"
+        if new is ReviewState.APPROVED:
+            assert olds == ["pending"]
+        checked += 1
+    assert checked >= 8
+    for name in dir(queries):
+        sql = getattr(queries, name)
+        if isinstance(sql, str) and re.search(r"published_at = (?!NULL)", sql):
+            assert name == "APPROVE", f"{name} sets published_at: only a moderator's approval may"

@@ -91,7 +91,8 @@ def test_specs_follow_their_family_rules(spec: ModelSpec) -> None:
         multiple = 32
     assert all(s.width % multiple == 0 and s.height % multiple == 0 for s in spec.sizes), spec.sizes
     assert (rule.multiple, rule.offset) == ((8, 1) if spec.family == "ltx" else (4, 1))
-    default = validate_params(spec, ParamLimits(), prompt="a fox")
+    image = "inputs/x/ref.png" if spec.requires_image else None
+    default = validate_params(spec, ParamLimits(), prompt="a fox", input_image=image)
     assert (default.num_frames - rule.offset) % rule.multiple == 0
     assert default.num_frames <= rule.max_frames
     longest = spec.num_frames(spec.max_seconds)

@@ -16,11 +16,14 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
 from reelgen import __version__
+from reelgen.api.auth import Authenticator, AuthMiddleware
 from reelgen.api.errors import install_error_handlers
 from reelgen.api.forms import MAX_JSON_BYTES
+from reelgen.api.maintenance import MaintenanceMiddleware, MaintenanceState
 from reelgen.api.middleware import GuardMiddleware
 from reelgen.api.protocol import openapi_components
-from reelgen.api.routes import gallery, health, models, videos
+from reelgen.api.reviewing import ReviewService
+from reelgen.api.routes import admin_queue, admin_users, gallery, health, models, reviews, videos
 from reelgen.api.serving import VideoService
 from reelgen.engines.registry import Registry
 from reelgen.jobs.store import JobStore
@@ -66,12 +69,18 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.service = service
+    app.state.reviews = ReviewService(service)
     app.state.settings = settings
+    authenticator = Authenticator(job_store, settings)
+    app.state.authenticator = authenticator
     install_error_handlers(app)
     app.include_router(videos.router)
     app.include_router(models.router)
     app.include_router(health.router)
     app.include_router(gallery.router)
+    app.include_router(reviews.router)
+    app.include_router(admin_users.router)
+    app.include_router(admin_queue.router)
 
     # The studio (reelgen.web): page shells at /, /library, /gallery and their static files. It is a client of
     # the /v1 routes above from the browser and adds no data routes of its own.
@@ -79,6 +88,12 @@ def create_app(
 
     mount_studio(app)
 
+    # Maintenance mode refuses /v1 writes (503) once the caller is authenticated (added first: innermost).
+    maintenance = MaintenanceState(job_store, retry_after=settings.maintenance_retry_after_seconds)
+    app.state.maintenance = maintenance
+    app.add_middleware(MaintenanceMiddleware, state=maintenance)
+    # Every /v1 request is authenticated (or is LOCAL with authentication off) before it is routed.
+    app.add_middleware(AuthMiddleware, authenticator=authenticator)
     app.add_middleware(GuardMiddleware, max_body_bytes=MAX_JSON_BYTES, trusted_hosts=trusted_hosts)
 
     def openapi() -> dict[str, Any]:
@@ -108,7 +123,8 @@ def create_app(
                 "bearer": {
                     "type": "http",
                     "scheme": "bearer",
-                    "description": "Single-owner mode: optional, any token is accepted.",
+                    "description": "An API key from `reelgen users add` (rg-…). With authentication off "
+                    "(no users yet, single-owner mode) any token is accepted.",
                 }
             }
             app.openapi_schema = schema

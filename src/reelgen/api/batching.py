@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Generic, TypeVar
 
 from anyio import to_thread
@@ -28,9 +28,12 @@ MAX_BATCH = 128
 
 
 class CreateBatcher(Generic[R]):
-    """`commit(batch)` creates every job of the batch in one transaction and returns one result per job."""
+    """`commit(batch)` creates every job of the batch in one transaction and returns one result per job: a
+    result, or the exception that job's caller gets (a quota refusal) while the others succeed."""
 
-    def __init__(self, commit: Callable[[list[NewJob]], list[R]], *, max_batch: int = MAX_BATCH) -> None:
+    def __init__(
+        self, commit: Callable[[list[NewJob]], Sequence[R | BaseException]], *, max_batch: int = MAX_BATCH
+    ) -> None:
         self._commit = commit
         self._max_batch = max_batch
         self._pending: list[tuple[NewJob, asyncio.Future[R]]] = []
@@ -60,7 +63,11 @@ class CreateBatcher(Generic[R]):
                     raise
                 continue
             for (_, future), result in zip(batch, results, strict=True):
-                if not future.done():
+                if future.done():
+                    continue
+                if isinstance(result, BaseException):
+                    future.set_exception(result)
+                else:
                     future.set_result(result)
 
     async def aclose(self) -> None:

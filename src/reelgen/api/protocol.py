@@ -149,6 +149,29 @@ class VideoParams(_Model):
     """Storage key of the uploaded reference image, if any."""
 
 
+ReviewStateName = Literal["none", "pending", "approved", "rejected", "held", "blocked"]
+
+
+class VideoReview(_Model):
+    """reelgen extension: where the video stands on its way to the public gallery (see README, Publishing and
+    moderation). Only a moderator's approval publishes it."""
+
+    state: ReviewStateName = "none"
+    """none (private) | pending (submitted, waiting for a moderator) | approved (in the gallery) | rejected
+    (with a reason; the owner may submit again) | held (flagged by a moderation check: a queued job waits, a
+    completed video's content is withheld until a moderator releases it) | blocked (a held video a moderator
+    rejected)."""
+
+    reason: str | None = None
+    """Why it was rejected, taken down or held."""
+
+    submitted_at: int | None = None
+    """Unix time (seconds) when it entered the review queue (submitted or held)."""
+
+    reviewed_at: int | None = None
+    """Unix time (seconds) of the last moderator decision or hold."""
+
+
 class Video(_Model):
     """A video generation job."""
 
@@ -192,7 +215,9 @@ class Video(_Model):
     params: VideoParams
 
     published_at: int | None = None
-    """Unix time (seconds) when the owner published it in the gallery; null when not published."""
+    """Unix time (seconds) when a moderator approved it for the gallery; null when not published."""
+
+    review: VideoReview = Field(default_factory=VideoReview)
 
 
 class VideoList(_Model):
@@ -209,6 +234,57 @@ class VideoDeleted(_Model):
     id: str
     deleted: bool
     object: Literal["video.deleted"] = "video.deleted"
+
+
+# --- publishing and moderation (reelgen extension; /v1/admin/reviews, /v1/admin/held, /v1/admin/audit) ----
+class ReviewDecisionRequest(_Request):
+    """Body of POST /v1/admin/reviews/{video_id}/reject and /v1/admin/held/{video_id}/reject."""
+
+    reason: str = Field(min_length=1, max_length=500)
+    """Why (shown to the owner and written to the audit log)."""
+
+
+class ReviewItem(_Model):
+    """A video waiting for a moderator, with its owner."""
+
+    owner: str
+    """The owner's user id."""
+
+    video: Video
+
+
+class ReviewList(_Model):
+    """GET /v1/admin/reviews and /v1/admin/held: one page, oldest submission first."""
+
+    object: Literal["list"] = "list"
+    data: list[ReviewItem]
+    first_id: str | None = None
+    last_id: str | None = None
+    has_more: bool
+
+
+class AuditRecord(_Model):
+    """One audit log entry: who did what to which object."""
+
+    seq: int
+    actor: str
+    """User id of who acted (or hook:prompt / hook:frames for a moderation hook)."""
+
+    action: str
+    """e.g. review.submit, review.approve, review.reject, review.take_down, moderation.hold, moderation.release"""
+
+    target: str | None = None
+    data: dict[str, Any]
+    created_at: float
+
+
+class AuditList(_Model):
+    """GET /v1/admin/audit: newest first; pass `before=last_seq` for the next page."""
+
+    object: Literal["list"] = "list"
+    data: list[AuditRecord]
+    last_seq: int | None = None
+    has_more: bool
 
 
 class ModelCard(_Model):
@@ -280,6 +356,7 @@ def openapi_components() -> dict[str, Any]:
             ref_template="#/components/schemas/{model}", by_alias=True
         ),
         "VideoRemixRequest": VideoRemixRequest.model_json_schema(ref_template="#/components/schemas/{model}"),
+        "ReviewDecisionRequest": ReviewDecisionRequest.model_json_schema(ref_template="#/components/schemas/{model}"),
         "VideoEditRequest": VideoEditRequest.model_json_schema(ref_template="#/components/schemas/{model}"),
         "VideoExtendRequest": VideoExtendRequest.model_json_schema(ref_template="#/components/schemas/{model}"),
     }

@@ -2,9 +2,9 @@
 tested by calling it. It depends on the JobStore, the ArtifactStore and the model registry, never on an engine:
 this module, like the whole API, must not import torch.
 
-Every object access goes through `_owned`, which answers 404 for another owner's video exactly as for a
-missing one. Today there is a single owner; when accounts land only the way the owner is found changes
-(reelgen.api.auth), not this module.
+Every method takes the caller (a Principal, resolved by reelgen.api.auth) and every object access goes
+through `_owned`, which answers 404 for another user's video exactly as for a missing one (moderators and
+admins see all). New videos are owned by `principal.user_id`; idempotency keys are per owner.
 
 Store and storage calls block (SQLite, Postgres, S3), so they run in worker threads, grouped per request:
 one thread hop per request rather than one per query. The exception is reads from a SQLite store: a read of a
@@ -26,6 +26,7 @@ from anyio import to_thread
 from pydantic import BaseModel, ValidationError
 
 from reelgen.api.batching import CreateBatcher
+from reelgen.api.costs import estimate_gpu_seconds
 from reelgen.api.errors import APIError, bad_request, from_validation
 from reelgen.api.eta import EtaEstimator
 from reelgen.api.forms import ParsedBody, optional_form_values
@@ -42,16 +43,20 @@ from reelgen.api.protocol import (
     VideoList,
     VideoParams,
     VideoRemixRequest,
+    VideoReview,
 )
 from reelgen.api.queueview import QueueView
 from reelgen.api.sse import SseMessage
 from reelgen.api.uploads import decode_data_url, validate_reference_image
-from reelgen.domain.errors import InvalidParams, NotFound
+from reelgen.domain.accounts import Principal
+from reelgen.domain.errors import InvalidParams, NotFound, QuotaExceeded
 from reelgen.domain.jobs import Job, JobStatus
 from reelgen.domain.models import ModelSpec
 from reelgen.domain.params import GenerationParams, validate_params
+from reelgen.domain.review import Review, ReviewState
 from reelgen.engines.registry import Registry, default_registry
 from reelgen.jobs.store import JobStore, NewJob
+from reelgen.moderation import Blocklist, ModerationBlocked, VerdictKind, load_prompt_check
 from reelgen.settings import Settings
 from reelgen.storage.base import ArtifactStore
 
@@ -113,6 +118,7 @@ class VideoService:
         self.started_at = int(started_at if started_at is not None else time.time())
         self._batcher: CreateBatcher[tuple[Job, bool, Rendered]] = CreateBatcher(self._commit_batch)
         self._inline = _reads_inline(store)
+        self.prompt_check = load_prompt_check(settings)
 
     async def _read(self, fn: Callable[..., T], *args: Any) -> T:
         """Run a blocking read: inline for SQLite, in a worker thread otherwise."""
@@ -125,7 +131,7 @@ class VideoService:
         await _run(self.queue.close)
 
     # --- create ------------------------------------------------------------------------------------------
-    async def create(self, owner: str, body: ParsedBody, *, idempotency_key: str | None = None) -> Rendered:
+    async def create(self, principal: Principal, body: ParsedBody, *, idempotency_key: str | None = None) -> Rendered:
         fields = optional_form_values(body.fields) if body.is_form else body.fields
         if "input_reference" in body.files and "input_reference" in fields:
             raise bad_request(
@@ -149,11 +155,12 @@ class VideoService:
             # A stand-in key: validate_params refuses an image for text-only models before anything is stored.
             input_image="pending" if image is not None else None,
         )
+        hold = await self._moderate_prompt(params.prompt)
         if image is not None:
             params = replace(params, input_image=await _run(self._store_reference, image))
         try:
             _, created, rendered = await self._batcher.create(
-                NewJob(owner, params, idempotency_key=_key(idempotency_key))
+                NewJob(principal.user_id, params, idempotency_key=_key(idempotency_key), hold_reason=hold)
             )
         except BaseException:
             if params.input_image:  # no job will ever read it
@@ -164,23 +171,52 @@ class VideoService:
             await _run(self._delete_input, params.input_image)
         return rendered
 
-    def _commit_batch(self, batch: list[NewJob]) -> list[tuple[Job, bool, Rendered]]:
-        """Create a batch in one transaction and render the responses (in a worker thread)."""
-        out: list[tuple[Job, bool, Rendered]] = []
-        first: int | None = None
-        joined = 0
-        for job, created in self.store.create_many(batch):
-            if created and job.status is JobStatus.QUEUED:
-                # The batch joined the end of the line together and in order: count the place of its first
-                # job once; the others follow it.
-                if joined == 0:
-                    first = self.store.queue_position(job.id)
-                position = first + joined if first is not None else None
-                joined += 1
-                out.append((job, created, self._render_at(job, position)))
+    def _commit_batch(self, batch: list[NewJob]) -> list[tuple[Job, bool, Rendered] | QuotaExceeded]:
+        """Create a batch in one transaction and render the responses (in a worker thread). Each job is charged
+        its estimated GPU time atomically with its insert; one over its owner's quota gets its QuotaExceeded
+        (429) while the others are created."""
+        batch = [n if n.gpu_seconds is not None else replace(n, gpu_seconds=self._gpu_estimate(n)) for n in batch]
+        results = self.store.create_each(batch)
+        joined = [
+            r[0].id for r in results if not isinstance(r, QuotaExceeded) and r[1] and r[0].status is JobStatus.QUEUED
+        ]
+        positions: dict[str, int] = {}
+        if len(joined) == 1:
+            found = self.store.queue_position(joined[0])
+            if found is not None:
+                positions[joined[0]] = found
+        elif joined:
+            # Several joined at once: one snapshot of the line in claim order (fair share interleaves owners).
+            wanted = set(joined)
+            positions = {i: n for n, i in enumerate(self.store.queued_ids(1_000_000), start=1) if i in wanted}
+        out: list[tuple[Job, bool, Rendered] | QuotaExceeded] = []
+        for result in results:
+            if isinstance(result, QuotaExceeded):
+                out.append(result)
+                continue
+            job, created = result
+            if job.id in positions:
+                out.append((job, created, self._render_at(job, positions[job.id])))
             else:
                 out.append((job, created, self._render(job)))
         return out
+
+    def _gpu_estimate(self, new: NewJob) -> float:
+        """GPU-seconds to charge at enqueue (api/costs.py): from the model's measured step time."""
+        spec = self.registry.get_spec(new.params.model)
+        return estimate_gpu_seconds(self.eta.timing(new.params.model), spec, new.params)
+
+    async def _moderate_prompt(self, prompt: str) -> str | None:
+        """The prompt check before enqueue: raises ModerationBlocked (400, param prompt) for a blocked prompt;
+        returns the reason to hold the job for review, or None to let it run. The built-in blocklist runs inline;
+        a plugin (maybe a classifier) in a worker thread."""
+        check = self.prompt_check
+        verdict = check.check(prompt) if isinstance(check, Blocklist) else await _run(check.check, prompt)
+        if verdict.kind is VerdictKind.BLOCK:
+            raise ModerationBlocked(f"prompt refused by moderation: {verdict.reason}", param="prompt")
+        if verdict.kind is VerdictKind.HOLD:
+            return verdict.reason or "held by the prompt check"
+        return None
 
     def _store_reference(self, data: bytes) -> str:
         ref = validate_reference_image(data)
@@ -189,23 +225,37 @@ class VideoService:
         return key
 
     # --- read --------------------------------------------------------------------------------------------
-    async def retrieve(self, owner: str, video_id: str) -> Rendered:
-        return await self._read(self._retrieve, owner, video_id)
+    async def retrieve(self, principal: Principal, video_id: str) -> Rendered:
+        return await self._read(self._retrieve, principal, video_id)
 
-    def _retrieve(self, owner: str, video_id: str) -> Rendered:
-        return self._render(self._owned(owner, video_id))
+    def _retrieve(self, principal: Principal, video_id: str) -> Rendered:
+        return self._render(self._owned(principal, video_id))
 
     async def list(
-        self, owner: str, *, limit: int = 20, after: str | None = None, order: Literal["asc", "desc"] = "desc"
+        self,
+        principal: Principal,
+        *,
+        limit: int = 20,
+        after: str | None = None,
+        order: Literal["asc", "desc"] = "desc",
+        owner: str | None = None,
     ) -> VideoList:
+        """The caller's videos. Moderators and admins may pass `owner` (a user id, or "all") to list others'."""
         if not 1 <= limit <= MAX_LIST_LIMIT:
             raise bad_request(f"limit must be between 1 and {MAX_LIST_LIMIT}", param="limit")
-        return await self._read(self._list, owner, limit, after, order)
+        if owner is None or owner == principal.user_id:
+            whose: str | None = principal.user_id
+        elif not principal.sees_all:
+            raise bad_request("owner: only moderators and admins may list other users' videos", param="owner")
+        else:
+            whose = None if owner == "all" else owner
+        return await self._read(self._list, whose, limit, after, order)
 
-    def _list(self, owner: str, limit: int, after: str | None, order: Literal["asc", "desc"]) -> VideoList:
+    def _list(self, owner: str | None, limit: int, after: str | None, order: Literal["asc", "desc"]) -> VideoList:
+        """One page of `owner`'s videos (None: every owner's)."""
         if after is not None:
             cursor = self.store.get(after)
-            if cursor is None or cursor.owner != owner:
+            if cursor is None or (owner is not None and cursor.owner != owner):
                 raise bad_request(f"after: no video with id {after!r}", param="after", code="invalid_cursor")
         page = self.store.list(owner, limit=limit, after=after, order=order)
         data = [self._render(job).video for job in page.jobs]
@@ -216,47 +266,18 @@ class VideoService:
             has_more=page.has_more,
         )
 
-    # --- gallery (reelgen extension) ---------------------------------------------------------------------
-    async def publish(self, owner: str, video_id: str, published: bool) -> Rendered:
-        """Show a completed video in the gallery, or take it out. Single-owner mode: the owner decides alone
-        (an approval step can slot in here when accounts arrive)."""
-        return await _run(self._publish, owner, video_id, published)
-
-    def _publish(self, owner: str, video_id: str, published: bool) -> Rendered:
-        return self._render(self.store.set_published(self._owned(owner, video_id).id, published))
-
-    async def gallery(self, *, limit: int = 20, after: str | None = None) -> VideoList:
-        """Published videos of every owner, most recently published first."""
-        if not 1 <= limit <= MAX_LIST_LIMIT:
-            raise bad_request(f"limit must be between 1 and {MAX_LIST_LIMIT}", param="limit")
-        return await self._read(self._gallery, limit, after)
-
-    def _gallery(self, limit: int, after: str | None) -> VideoList:
-        if after is not None:
-            cursor = self.store.get(after)
-            if cursor is None or cursor.published_at is None:
-                raise bad_request(f"after: no published video with id {after!r}", param="after", code="invalid_cursor")
-        page = self.store.list_published(limit=limit, after=after)
-        data = [self._render(job).video for job in page.jobs]
-        return VideoList(
-            data=data,
-            first_id=data[0].id if data else None,
-            last_id=data[-1].id if data else None,
-            has_more=page.has_more,
-        )
-
     # --- cancel ------------------------------------------------------------------------------------------
-    async def cancel(self, owner: str, video_id: str) -> Rendered:
+    async def cancel(self, principal: Principal, video_id: str) -> Rendered:
         """Stop a video but keep its record: queued ones at once, running ones at their next step (the
         returned object may still say in_progress). Finished ones are returned unchanged."""
-        return await _run(self._cancel, owner, video_id)
+        return await _run(self._cancel, principal, video_id)
 
-    def _cancel(self, owner: str, video_id: str) -> Rendered:
-        return self._render(self.store.cancel(self._owned(owner, video_id).id))
+    def _cancel(self, principal: Principal, video_id: str) -> Rendered:
+        return self._render(self.store.cancel(self._owned(principal, video_id).id))
 
     # --- delete ------------------------------------------------------------------------------------------
-    async def delete(self, owner: str, video_id: str) -> VideoDeleted:
-        job = await _run(self._owned, owner, video_id)
+    async def delete(self, principal: Principal, video_id: str) -> VideoDeleted:
+        job = await _run(self._owned, principal, video_id)
         if not job.status.terminal:
             job = await self._stop(job)
         deleted = await _run(self.store.delete, job.id)
@@ -306,10 +327,10 @@ class VideoService:
 
     # --- remix, edits, extensions ------------------------------------------------------------------------
     async def remix(
-        self, owner: str, video_id: str, body: ParsedBody, *, idempotency_key: str | None = None
+        self, principal: Principal, video_id: str, body: ParsedBody, *, idempotency_key: str | None = None
     ) -> Rendered:
         request = _parse(VideoRemixRequest, body.fields, files=body.files)
-        source = await _run(self._owned, owner, video_id)
+        source = await _run(self._owned, principal, video_id)
         p = source.params
         params = validate_params(
             self.registry.get_spec(p.model),
@@ -325,10 +346,18 @@ class VideoService:
             n=p.n,
             input_image=p.input_image,
         )
+        hold = await self._moderate_prompt(params.prompt)
         if p.input_image:
             # Each video owns its reference image, so deleting the source never breaks the remix.
             params = replace(params, input_image=await _run(self._copy_input, p.input_image))
-        new = NewJob(owner, params, idempotency_key=_key(idempotency_key), remixed_from=source.id)
+        # The remix belongs to the caller (a moderator remixing someone's video makes their own copy).
+        new = NewJob(
+            principal.user_id,
+            params,
+            idempotency_key=_key(idempotency_key),
+            remixed_from=source.id,
+            hold_reason=hold,
+        )
         job, created, rendered = await self._batcher.create(new)
         if not created and params.input_image and params.input_image != job.params.input_image:
             await _run(self._delete_input, params.input_image)
@@ -340,7 +369,7 @@ class VideoService:
         return new_key
 
     async def unsupported(
-        self, owner: str, operation: Literal["edit", "extend", "character"], body: ParsedBody | None
+        self, principal: Principal, operation: Literal["edit", "extend", "character"], body: ParsedBody | None
     ) -> NoReturn:
         """POST /videos/edits, /videos/extensions, /videos/characters: answer a clear 400 (never 404) that
         names the model that cannot do it, after checking the request itself is well formed."""
@@ -357,7 +386,7 @@ class VideoService:
         if not has_upload and isinstance(video_ref, dict) and isinstance(video_ref.get("id"), str):
             source = await _run(self.store.get, video_ref["id"])
             # An unknown (or someone else's) id still gets this 400: no model can do it anyway.
-            if source is not None and source.owner == owner:
+            if source is not None and principal.can_see(source.owner):
                 model = source.model
         spec = self.registry.get_spec(model)
         what = "video edits are" if operation == "edit" else "video extensions are"
@@ -368,11 +397,25 @@ class VideoService:
         raise APIError(400, f"{what} {reason}", param="video", code="unsupported_operation")
 
     # --- content -----------------------------------------------------------------------------------------
-    async def content(self, owner: str, video_id: str, variant: ContentVariant, variation: int = 0) -> ContentRef:
-        return await _run(self._content, owner, video_id, variant, variation)
+    async def content(
+        self, principal: Principal, video_id: str, variant: ContentVariant, variation: int = 0
+    ) -> ContentRef:
+        return await _run(self._content, principal, video_id, variant, variation)
 
-    def _content(self, owner: str, video_id: str, variant: ContentVariant, variation: int) -> ContentRef:
-        job = self._owned(owner, video_id)
+    def _content(self, principal: Principal, video_id: str, variant: ContentVariant, variation: int) -> ContentRef:
+        job = self._owned(principal, video_id)
+        if job.review.state in (ReviewState.HELD, ReviewState.BLOCKED) and not principal.sees_all:
+            # Flagged by a moderation check: withheld from its owner until a moderator releases it.
+            what = "held for review" if job.review.state is ReviewState.HELD else "blocked by a moderator"
+            raise APIError(
+                409,
+                f"video {job.id} is {what} ({job.review.reason}); its content is not available",
+                code=f"video_{job.review.state.value}",
+            )
+        return self.content_ref(job, variant, variation)
+
+    def content_ref(self, job: Job, variant: ContentVariant, variation: int = 0) -> ContentRef:
+        """Where a job's asset is (no access check: callers decide who may see it)."""
         if job.status in (JobStatus.QUEUED, JobStatus.IN_PROGRESS):
             raise APIError(
                 409,
@@ -404,13 +447,13 @@ class VideoService:
         return ContentRef(key=key, media_type=media_type, size=size, filename=name, etag=f'"{tag}"')
 
     # --- events ------------------------------------------------------------------------------------------
-    async def events(self, owner: str, video_id: str, after_seq: int = 0) -> AsyncIterator[SseMessage]:
+    async def events(self, principal: Principal, video_id: str, after_seq: int = 0) -> AsyncIterator[SseMessage]:
         """The job's event log from `after_seq` on, live, ending after its final status.
 
         Yields a `video` snapshot first, then every stored event (id = seq: status, progress with step/total
         and preview frames, cancel_requested), `queue` updates while it waits, and a final `video` object.
         """
-        first = await _run(self._retrieve, owner, video_id)
+        first = await _run(self._retrieve, principal, video_id)
         return self._event_stream(first.video, after_seq)
 
     async def _event_stream(self, first: Video, after_seq: int) -> AsyncIterator[SseMessage]:
@@ -500,10 +543,10 @@ class VideoService:
         )
 
     # --- helpers -----------------------------------------------------------------------------------------
-    def _owned(self, owner: str, video_id: str) -> Job:
+    def _owned(self, principal: Principal, video_id: str) -> Job:
         job = self.store.get(video_id)
         # Someone else's video is answered exactly like a missing one: ids must not leak across owners.
-        if job is None or job.owner != owner:
+        if job is None or not principal.can_see(job.owner):
             raise NotFound(f"no video with id {video_id!r}", param="video_id")
         return job
 
@@ -543,6 +586,16 @@ def to_video(job: Job, queue_position: int | None, eta_seconds: float | None) ->
         attempt=job.attempt,
         params=_params(p),
         published_at=int(job.published_at) if job.published_at is not None else None,
+        review=to_review(job.review),
+    )
+
+
+def to_review(review: Review) -> VideoReview:
+    return VideoReview(
+        state=review.state.value,
+        reason=review.reason,
+        submitted_at=int(review.submitted_at) if review.submitted_at is not None else None,
+        reviewed_at=int(review.reviewed_at) if review.reviewed_at is not None else None,
     )
 
 

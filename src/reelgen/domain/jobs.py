@@ -16,6 +16,7 @@ from typing import Any
 
 from reelgen.domain.errors import Conflict
 from reelgen.domain.params import GenerationParams
+from reelgen.domain.review import Review
 
 
 class JobStatus(enum.StrEnum):
@@ -111,6 +112,8 @@ class Job:
     remixed_from: str | None = None
     # When the owner published it in the gallery (None: not published); only completed jobs are published.
     published_at: float | None = None
+    # Publication review and moderation holds (reelgen/domain/review.py).
+    review: Review = field(default_factory=Review)
 
     @property
     def model(self) -> str:

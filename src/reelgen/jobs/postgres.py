@@ -11,14 +11,15 @@ from typing import Any
 import psycopg
 from psycopg.rows import dict_row
 
-from reelgen.jobs import queries as q
 from reelgen.jobs.migrate import CREATE_TABLE, migration_files, split_statements
-from reelgen.jobs.sql_store import SqlJobStore, models_filter
+from reelgen.jobs.sql_store import SqlJobStore
 from reelgen.jobs.store import QueuePolicy
 
 CHANNEL = "reelgen_jobs"
 # Serialises concurrent migrators (several workers starting at once).
 MIGRATION_LOCK_KEY = 0x7265656C67656E
+# Serialises claims (the scheduler's choice and its usage update).
+SCHEDULER_LOCK_KEY = 0x7265656C67656F
 
 
 class _PgTx:
@@ -44,6 +45,9 @@ def _pg(sql: str) -> str:
 
 
 class PostgresJobStore(SqlJobStore):
+    # A create locks its owner's fair_share row: one owner's concurrent creates serialise (the quota race).
+    _for_update = " FOR UPDATE"
+
     def __init__(self, url: str, policy: QueuePolicy | None = None) -> None:
         super().__init__(policy or QueuePolicy())
         self.url = url
@@ -94,11 +98,10 @@ class PostgresJobStore(SqlJobStore):
                     (version, name),
                 )
 
-    def _claim_next(self, tx: _PgTx, worker_id: str, models: tuple[str, ...] | None, now: float) -> dict | None:  # type: ignore[override]
-        fragment, model_params = models_filter(models, "%s")
-        sql = q.PG_CLAIM_NEXT.format(models=fragment)
-        tx.cur.execute(sql, (worker_id, now + self.policy.lease_seconds, now, now, *model_params))
-        return tx.cur.fetchone()
+    def _lock_scheduler(self, tx: _PgTx) -> None:  # type: ignore[override]
+        # One claim at a time: the fair-share choice reads every owner's usage and writes the winner's, so
+        # concurrent claims must not both choose from the same snapshot.
+        tx.run(f"SELECT pg_advisory_xact_lock({SCHEDULER_LOCK_KEY})")
 
     def _notify(self, tx: _PgTx) -> None:  # type: ignore[override]
         tx.run(f"NOTIFY {CHANNEL}")

@@ -12,9 +12,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from reelgen.jobs import queries as q
 from reelgen.jobs.migrate import CREATE_TABLE, migration_files, split_statements
-from reelgen.jobs.sql_store import SqlJobStore, models_filter
+from reelgen.jobs.sql_store import SqlJobStore
 from reelgen.jobs.store import QueuePolicy
 from reelgen.jobs.wakeup import SocketWakeup
 
@@ -95,13 +94,6 @@ class SqliteJobStore(SqlJobStore):
             conn.execute("ROLLBACK")
             raise
         conn.execute("COMMIT")
-
-    def _claim_next(self, tx: _SqliteTx, worker_id: str, models: tuple[str, ...] | None, now: float) -> dict | None:  # type: ignore[override]
-        fragment, model_params = models_filter(models, "?")
-        pick = tx.one(q.SELECT_NEXT_QUEUED.format(models=fragment), (now, *model_params))
-        if pick is None:
-            return None
-        return tx.one(q.CLAIM_JOB, (worker_id, now + self.policy.lease_seconds, now, pick["id"]))
 
     def _notify(self, tx: _SqliteTx) -> None:  # type: ignore[override]
         tx.notify = True

@@ -8,12 +8,19 @@ from __future__ import annotations
 
 import builtins
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
+from reelgen.domain.errors import QuotaExceeded
 from reelgen.domain.jobs import Artifact, Claim, Job, JobError, JobEvent
 from reelgen.domain.params import GenerationParams
+from reelgen.domain.quotas import KEEP, LedgerEntry, Period, QueueStatus, UserLimits, UserUsage, WorkerInfo
+from reelgen.domain.review import AuditEntry, ReviewState
+from reelgen.jobs.scheduling import FairPolicy
+
+if TYPE_CHECKING:
+    from reelgen.jobs.accounts import AccountStore
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +46,11 @@ class NewJob:
     idempotency_key: str | None = None
     remixed_from: str | None = None
     priority: int = 0
+    # The prompt check flagged it: enqueue it held for review (not claimable until a moderator releases it).
+    hold_reason: str | None = None
+    # Estimated GPU-seconds (the API computes it from the model's measured step time): charged against the
+    # owner's budget atomically with the enqueue, and the scheduler's fair-share charge when claimed.
+    gpu_seconds: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +68,13 @@ class Progress:
 
 class JobStore(ABC):
     policy: QueuePolicy
+    # Who runs next (tiers, fair share, affinity): reelgen.jobs.scheduling; runtime sets it from Settings.
+    fair: FairPolicy = FairPolicy()
+
+    @property
+    def accounts(self) -> AccountStore:
+        """Users, API keys and studio sessions, in the same database (reelgen.jobs.accounts)."""
+        raise NotImplementedError
 
     # --- clients -------------------------------------------------------------------------------------
     @abstractmethod
@@ -92,8 +111,14 @@ class JobStore(ABC):
 
     @abstractmethod
     def list(
-        self, owner: str, *, limit: int = 20, after: str | None = None, order: Literal["asc", "desc"] = "desc"
-    ) -> Page: ...
+        self,
+        owner: str | None,
+        *,
+        limit: int = 20,
+        after: str | None = None,
+        order: Literal["asc", "desc"] = "desc",
+    ) -> Page:
+        """One page of `owner`'s jobs by creation time (owner None: every owner's, for moderators)."""
 
     @abstractmethod
     def cancel(self, job_id: str) -> Job:
@@ -105,14 +130,37 @@ class JobStore(ABC):
         """Remove a terminal job's row and events; returns what was deleted (None if missing).
         Raises Conflict for a job that is not terminal (cancel it first)."""
 
-    def set_published(self, job_id: str, published: bool) -> Job:
-        """Show a completed job in the gallery (published_at = now; publishing twice keeps the first time), or
-        take it out. Raises NotFound, and Conflict when publishing a job that is not completed."""
+    # --- publishing and moderation (states and transitions: reelgen/domain/review.py) --------------------
+    def set_review(
+        self,
+        job_id: str,
+        new: ReviewState,
+        *,
+        actor: str,
+        expect: Collection[ReviewState] | None = None,
+        reason: str | None = None,
+    ) -> Job:
+        """Move a job's review state to `new` (a compare-and-set on the state it is in) and write the audit log
+        in the same transaction. `expect`: the states the caller checked its permission against; any other
+        current state is a Conflict, as is a transition the state machine does not allow. Approving sets
+        published_at (the only way into the gallery); rejecting a held job that never ran cancels it.
+        Raises NotFound, Conflict."""
+        raise NotImplementedError
+
+    def list_reviews(self, state: ReviewState, *, limit: int = 20, after: str | None = None) -> Page:
+        """Jobs waiting for a moderator (`pending`: the review queue; `held`: flagged by a moderation hook),
+        oldest submission first; `after` is the last job id of the previous page."""
         raise NotImplementedError
 
     def list_published(self, *, limit: int = 20, after: str | None = None) -> Page:
-        """The gallery: published jobs of every owner, most recently published first; `after` is the last job
+        """The gallery: approved jobs of every owner, most recently published first; `after` is the last job
         id of the previous page."""
+        raise NotImplementedError
+
+    def audit_log(
+        self, *, limit: int = 50, before: int | None = None, target: str | None = None, actor: str | None = None
+    ) -> builtins.list[AuditEntry]:
+        """The audit log newest first (entries with seq < `before`), optionally for one target or actor."""
         raise NotImplementedError
 
     @abstractmethod
@@ -135,8 +183,12 @@ class JobStore(ABC):
 
     # --- workers -------------------------------------------------------------------------------------
     @abstractmethod
-    def claim(self, worker_id: str, models: tuple[str, ...] | None = None) -> Claim | None:
-        """Take the next runnable job (attempt+1, lease), after requeueing jobs whose lease expired."""
+    def claim(
+        self, worker_id: str, models: tuple[str, ...] | None = None, *, loaded_model: str | None = None
+    ) -> Claim | None:
+        """Take the next runnable job (attempt+1, lease), after requeueing jobs whose lease expired, in the order
+        of reelgen.jobs.scheduling (tiers, fair share, then affinity for `loaded_model`, the model the worker
+        has resident). None while the queue is paused. Raises WorkerDrained when an operator drained the worker."""
 
     @abstractmethod
     def heartbeat(self, claim: Claim) -> Progress:
@@ -147,8 +199,9 @@ class JobStore(ABC):
         """Record step i of n (fenced; also extends the lease). `preview` is a small data URL for event streams."""
 
     @abstractmethod
-    def complete(self, claim: Claim, artifact: Artifact) -> Job:
-        """in_progress -> completed with the committed artifact. Raises StaleAttempt (fencing)."""
+    def complete(self, claim: Claim, artifact: Artifact, *, hold_reason: str | None = None) -> Job:
+        """in_progress -> completed with the committed artifact. Raises StaleAttempt (fencing).
+        `hold_reason`: the frame check flagged it; it completes held for review in the same transaction."""
 
     @abstractmethod
     def fail(self, claim: Claim, error: JobError, *, retryable: bool) -> Job:
@@ -165,6 +218,62 @@ class JobStore(ABC):
     @abstractmethod
     def next_wakeup(self) -> float | None:
         """Seconds until the earliest backoff or lease expiry that could make a job claimable (None if none)."""
+
+    # --- quotas and operator controls (SQL stores: reelgen/jobs/quota_store.py) ------------------------
+    def create_each(self, new_jobs: Sequence[NewJob]) -> builtins.list[tuple[Job, bool] | QuotaExceeded]:
+        """`create_many`, except that a job over its owner's quota gets its QuotaExceeded in its place while the
+        others are created (the API's group commit: one user's 429 must not fail the others' creates)."""
+        out: builtins.list[tuple[Job, bool] | QuotaExceeded] = []
+        for new in new_jobs:
+            try:
+                out.extend(self.create_many([new]))
+            except QuotaExceeded as e:
+                out.append(e)
+        return out
+
+    def user_limits(self, user_id: str) -> UserLimits:
+        raise NotImplementedError
+
+    def set_user_limits(
+        self,
+        user_id: str,
+        *,
+        gpu_seconds: float | None = KEEP,
+        period: Period = KEEP,
+        max_concurrent: int | None = KEEP,
+        max_queued: int | None = KEEP,
+        priority: int = KEEP,
+        actor: str = "system",
+    ) -> UserLimits:
+        """Change some of a user's limits (arguments left out keep their value; None removes a limit)."""
+        raise NotImplementedError
+
+    def user_usage(self, user_id: str) -> UserUsage:
+        raise NotImplementedError
+
+    def ledger(self, user_id: str, limit: int = 100) -> builtins.list[LedgerEntry]:
+        raise NotImplementedError
+
+    def pause_queue(self, actor: str = "system") -> None:
+        raise NotImplementedError
+
+    def resume_queue(self, actor: str = "system") -> None:
+        raise NotImplementedError
+
+    def set_maintenance(self, on: bool, actor: str = "system") -> None:
+        raise NotImplementedError
+
+    def maintenance(self) -> bool:
+        return False
+
+    def queue_status(self) -> QueueStatus:
+        raise NotImplementedError
+
+    def workers(self) -> builtins.list[WorkerInfo]:
+        raise NotImplementedError
+
+    def drain_worker(self, worker_id: str, actor: str = "system") -> WorkerInfo:
+        raise NotImplementedError
 
     # --- wake-up -------------------------------------------------------------------------------------
     @abstractmethod

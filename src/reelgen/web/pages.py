@@ -1,17 +1,22 @@
-"""The studio's routes: four page shells and their static files (no data: pages call the /v1 API)."""
+"""The studio's routes: page shells and their static files (no data: pages call the /v1 API), plus sign-in.
+
+With authentication on, every page needs a studio session (else a redirect to /login). Signing in (name and
+password, or an API key) starts a session: a random token in an HttpOnly, SameSite=Lax cookie (Secure over
+https) and a CSRF token the pages put in a <meta> tag, which api.js sends as X-CSRF-Token on unsafe calls."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
 
-from fastapi import APIRouter, FastAPI
+from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.responses import HTMLResponse, Response
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.staticfiles import StaticFiles
 from starlette.types import Scope
 
 from reelgen import __version__
+from reelgen.api.auth import Authenticator, Identity
 
 HERE = Path(__file__).parent
 STATIC_DIR = HERE / "static"
@@ -46,32 +51,60 @@ _env = Environment(
     lstrip_blocks=True,
 )
 
-router = APIRouter(include_in_schema=False)
+
+class _SignInRequired(Exception):
+    def __init__(self, next_path: str) -> None:
+        self.next_path = next_path
 
 
-def _page(template: str, **context: Any) -> HTMLResponse:
-    html = _env.get_template(template).render(version=__version__, **context)
+async def _studio_identity(request: Request) -> None:
+    """Every page: the signed-in user (request.state.identity), or a redirect to /login."""
+    authenticator: Authenticator = request.app.state.authenticator
+    identity = await authenticator.page_identity(request)
+    if identity is None:
+        raise _SignInRequired(request.url.path)
+    request.state.identity = identity
+
+
+router = APIRouter(include_in_schema=False, dependencies=[Depends(_studio_identity)])
+
+
+def _page(request: Request, template: str, **context: Any) -> HTMLResponse:
+    identity: Identity | None = getattr(request.state, "identity", None)
+    signed_in = identity is not None and identity.csrf_token is not None  # None: authentication is off
+    html = _env.get_template(template).render(
+        version=__version__,
+        user=identity.principal if signed_in and identity else None,
+        csrf_token=identity.csrf_token if identity else None,
+        **context,
+    )
     return HTMLResponse(html, headers=_PAGE_HEADERS)
 
 
 @router.get("/")
-async def create_page() -> HTMLResponse:
-    return _page("create.html", page="create", title="Create")
+async def create_page(request: Request) -> HTMLResponse:
+    return _page(request, "create.html", page="create", title="Create")
 
 
 @router.get("/library")
-async def library_page() -> HTMLResponse:
-    return _page("library.html", page="library", title="Library")
+async def library_page(request: Request) -> HTMLResponse:
+    return _page(request, "library.html", page="library", title="Library")
 
 
 @router.get("/library/{video_id}")
-async def video_page(video_id: str) -> HTMLResponse:
-    return _page("video.html", page="library", title="Video", video_id=video_id)
+async def video_page(request: Request, video_id: str) -> HTMLResponse:
+    return _page(request, "video.html", page="library", title="Video", video_id=video_id)
 
 
 @router.get("/gallery")
-async def gallery_page() -> HTMLResponse:
-    return _page("gallery.html", page="gallery", title="Gallery")
+async def gallery_page(request: Request) -> HTMLResponse:
+    return _page(request, "gallery.html", page="gallery", title="Gallery")
+
+
+@router.get("/review")
+async def review_page(request: Request) -> HTMLResponse:
+    """Moderators' review queue and held list (the API answers 403 to others; the page says so)."""
+    return _page(request, "review.html", page="review", title="Review")
 
 
 class _StaticFiles(StaticFiles):
@@ -85,5 +118,9 @@ class _StaticFiles(StaticFiles):
 
 def mount_studio(app: FastAPI) -> None:
     """Serve the studio on `app`: pages at /, /library, /library/{id}, /gallery and files under /static."""
+    from reelgen.web.login import login_router, sign_in_redirect
+
     app.include_router(router)
+    app.include_router(login_router)
+    app.add_exception_handler(_SignInRequired, sign_in_redirect)
     app.mount("/static", _StaticFiles(directory=STATIC_DIR), name="studio-static")

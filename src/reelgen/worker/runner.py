@@ -15,10 +15,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 from reelgen.domain.errors import InvalidParams, JobCancelled, ReelgenError, StaleAttempt
 from reelgen.domain.jobs import Artifact, Claim, Job, JobError
 from reelgen.engines.base import StageRequest
+from reelgen.jobs.quota_store import WorkerDrained
 from reelgen.jobs.store import JobStore
+from reelgen.moderation.base import FrameCheck
 from reelgen.storage.base import ArtifactStore, Staged
 from reelgen.worker.engine_cache import EngineCache
 from reelgen.worker.output import EncodedClip, encode_clip
@@ -52,8 +56,12 @@ class Worker:
         *,
         scratch_dir: Path | None = None,
         on_step: Callable[[int, int], None] | None = None,
+        frame_check: FrameCheck | None = None,
+        frame_samples: int = 8,
     ) -> None:
         self.store, self.artifacts, self.engines, self.config = store, artifacts, engines, config
+        # Moderation hook run on frames sampled from each finished video (None: no check).
+        self.frame_check, self.frame_samples = frame_check, frame_samples
         self.scratch_dir = scratch_dir
         self.on_step = on_step
 
@@ -63,6 +71,9 @@ class Worker:
         while not stop.is_set():
             try:
                 job = self.run_once()
+            except WorkerDrained:
+                log.info("worker %s drained by an operator: exiting", self.config.worker_id)
+                return
             except Exception:  # the database is down, say: keep the worker alive and retry
                 log.exception("worker loop error")
                 stop.wait(1.0)
@@ -75,8 +86,10 @@ class Worker:
                 self.store.wait_for_work(timeout)
 
     def run_once(self) -> Job | None:
-        """Claim and run one job; returns it as it ended (None when the queue had nothing for us)."""
-        claim = self.store.claim(self.config.worker_id, self.config.models)
+        """Claim and run one job; returns it as it ended (None when the queue had nothing for us, or it is
+        paused). Raises WorkerDrained when an operator drained this worker (after its last job finished)."""
+        # The model this worker has loaded: the scheduler prefers its jobs when fairness allows (affinity).
+        claim = self.store.claim(self.config.worker_id, self.config.models, loaded_model=self.engines.resident)
         if claim is None:
             return None
         return self.process(claim)
@@ -95,10 +108,11 @@ class Worker:
             with Heartbeat(self.store, claim, control, self.config.heartbeat_seconds):
                 clips = self._generate(claim, control, scratch)
                 control.check()
+                hold = self._check_frames(clips)
                 artifact = self._store_artifact(claim, clips, staged, committed)
                 staged.clear()
                 control.check()
-                done = self.store.complete(claim, artifact)
+                done = self.store.complete(claim, artifact, hold_reason=hold)
                 committed.clear()
                 return done
         except LeaseLost:
@@ -147,6 +161,26 @@ class Worker:
             if sink.step_times:
                 clips[-1].stats["mean_step_seconds"] = sum(sink.step_times) / len(sink.step_times)
         return clips
+
+    def _check_frames(self, clips: list[EncodedClip]) -> str | None:
+        """The frame-check hook on frames sampled evenly from every variation: the reason to hold the finished
+        video for review, or None. A check that crashes holds it too (a moderator decides, nothing leaks)."""
+        if self.frame_check is None:
+            return None
+        from reelgen.media.probe import decode_frames
+
+        for clip in clips:
+            try:
+                frames = decode_frames(clip.video)
+                count = max(1, min(self.frame_samples, len(frames)))
+                picks = np.linspace(0, len(frames) - 1, count).round().astype(int)
+                verdict = self.frame_check.check(frames[picks])
+            except Exception as e:
+                log.exception("frame check failed on %s", clip.video.name)
+                return f"the frame check failed ({type(e).__name__}: {e})"[:500]
+            if not verdict.allowed:
+                return (verdict.reason or "flagged by the frame check")[:500]
+        return None
 
     def _store_artifact(
         self, claim: Claim, clips: list[EncodedClip], staged: list[Staged], committed: list[str]

@@ -1,31 +1,73 @@
-"""/v1/gallery (reelgen extension): the videos their owners published, for the studio's gallery page."""
+"""/v1/gallery (reelgen extension): the videos a moderator approved for publication, and their content, for
+any authenticated caller (the studio's gallery page). Anything not approved answers 404 here."""
 
 from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import Response
+from starlette.concurrency import run_in_threadpool
 
-from reelgen.api.auth import Owner
-from reelgen.api.protocol import ErrorResponse, VideoList
-from reelgen.api.serving import VideoService
+from reelgen.api.auth import Caller
+from reelgen.api.protocol import ContentVariant, ErrorResponse, VideoList
+from reelgen.api.ranges import file_response
+from reelgen.api.reviewing import ReviewService
 
 router = APIRouter(prefix="/v1", tags=["gallery"])
+
+
+def _reviews(request: Request) -> ReviewService:
+    reviews: ReviewService = request.app.state.reviews
+    return reviews
 
 
 @router.get(
     "/gallery",
     response_model=VideoList,
     responses={400: {"model": ErrorResponse, "description": "Invalid request; `error.param` names the field"}},
-    summary="List published videos, most recently published first (reelgen extension)",
+    summary="List published (approved) videos, most recently published first (reelgen extension)",
 )
 async def list_gallery(
     request: Request,
-    owner: Owner,
+    caller: Caller,
     after: Annotated[str | None, Query(description="Id of the last video of the previous page")] = None,
     limit: Annotated[int, Query(ge=1, le=100, description="Page size")] = 20,
 ) -> Response:
-    service: VideoService = request.app.state.service
-    page = await service.gallery(limit=limit, after=after)
+    page = await _reviews(request).gallery(limit=limit, after=after)
     return Response(page.model_dump_json(), media_type="application/json")
+
+
+@router.get(
+    "/gallery/{video_id}/content",
+    response_class=Response,
+    responses={
+        200: {
+            "description": "The asset (HTTP Range supported: 206 with Content-Range)",
+            "content": {"video/mp4": {}, "image/webp": {}, "image/jpeg": {}},
+        },
+        206: {"description": "Partial content"},
+        404: {"model": ErrorResponse, "description": "No published video with this id"},
+        416: {"model": ErrorResponse, "description": "Range not satisfiable"},
+    },
+    summary="Download a published video's mp4, thumbnail or spritesheet (reelgen extension)",
+)
+async def gallery_content(
+    request: Request,
+    caller: Caller,
+    video_id: Annotated[str, Path(description="The video id")],
+    variant: Annotated[ContentVariant, Query(description="Which asset")] = "video",
+) -> Response:
+    reviews = _reviews(request)
+    ref = await reviews.gallery_content(video_id, variant)
+    return await run_in_threadpool(
+        file_response,
+        reviews.videos.artifacts,
+        ref.key,
+        size=ref.size,
+        media_type=ref.media_type,
+        filename=ref.filename,
+        etag=ref.etag,
+        range_header=request.headers.get("range"),
+        if_range=request.headers.get("if-range"),
+    )

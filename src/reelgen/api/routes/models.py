@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
-from reelgen.api.auth import Owner
+from reelgen.api.auth import Caller
 from reelgen.api.protocol import ErrorResponse, ModelCard, ModelList
 from reelgen.api.serving import VideoService
 
@@ -18,12 +18,12 @@ def _service(request: Request) -> VideoService:
 
 
 @router.get("/models", response_model=ModelList, summary="List models")
-async def list_models(request: Request, owner: Owner) -> Response:
+async def list_models(request: Request, caller: Caller) -> Response:
     return Response((await _service(request).models()).model_dump_json(), media_type="application/json")
 
 
 @router.get(
     "/models/{model_id}", response_model=ModelCard, responses={404: {"model": ErrorResponse}}, summary="One model"
 )
-async def get_model(request: Request, owner: Owner, model_id: str) -> Response:
+async def get_model(request: Request, caller: Caller, model_id: str) -> Response:
     return Response((await _service(request).model(model_id)).model_dump_json(), media_type="application/json")

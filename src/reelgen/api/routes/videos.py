@@ -9,10 +9,11 @@ from fastapi import APIRouter, Header, Path, Query, Request
 from fastapi.responses import Response, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
-from reelgen.api.auth import Owner
+from reelgen.api.auth import Caller
 from reelgen.api.forms import read_body
 from reelgen.api.protocol import ContentVariant, ErrorResponse, Video, VideoDeleted, VideoList
 from reelgen.api.ranges import file_response
+from reelgen.api.reviewing import ReviewService
 from reelgen.api.serving import Rendered, VideoService
 from reelgen.api.sse import KEEPALIVE, parse_last_event_id
 
@@ -61,8 +62,8 @@ def _video(rendered: Rendered) -> Response:
 
 # Routes are matched in order and polling is most of the traffic: retrieve comes first.
 @router.get("/videos/{video_id}", response_model=Video, responses={**_ERRORS, **_VIDEO_OK}, summary="Retrieve")
-async def retrieve_video(request: Request, owner: Owner, video_id: VideoId) -> Response:
-    return _video(await _service(request).retrieve(owner, video_id))
+async def retrieve_video(request: Request, caller: Caller, video_id: VideoId) -> Response:
+    return _video(await _service(request).retrieve(caller, video_id))
 
 
 @router.post(
@@ -75,20 +76,24 @@ async def retrieve_video(request: Request, owner: Owner, video_id: VideoId) -> R
     "Accepts multipart/form-data (what the SDK sends; `input_reference` as a file part or "
     "`input_reference[image_url]`) and application/json. Unknown fields are a 400 naming them.",
 )
-async def create_video(request: Request, owner: Owner, idempotency_key: IdempotencyKey = None) -> Response:
+async def create_video(request: Request, caller: Caller, idempotency_key: IdempotencyKey = None) -> Response:
     body = await read_body(request)
-    return _video(await _service(request).create(owner, body, idempotency_key=idempotency_key))
+    return _video(await _service(request).create(caller, body, idempotency_key=idempotency_key))
 
 
 @router.get("/videos", response_model=VideoList, responses=_ERRORS, summary="List videos")
 async def list_videos(
     request: Request,
-    owner: Owner,
+    caller: Caller,
     after: Annotated[str | None, Query(description="Id of the last video of the previous page")] = None,
     limit: Annotated[int, Query(ge=1, le=100, description="Page size")] = 20,
     order: Annotated[Literal["asc", "desc"], Query(description="By creation time")] = "desc",
+    owner: Annotated[
+        str | None,
+        Query(description="reelgen extension, moderators and admins only: a user id, or `all`, to list others' videos"),
+    ] = None,
 ) -> Response:
-    page = await _service(request).list(owner, limit=limit, after=after, order=order)
+    page = await _service(request).list(caller, limit=limit, after=after, order=order, owner=owner)
     return Response(page.model_dump_json(), media_type="application/json")
 
 
@@ -99,8 +104,8 @@ async def list_videos(
     openapi_extra=_body("VideoEditRequest"),
     summary="Edit a video (no model supports it yet: 400)",
 )
-async def edit_video(request: Request, owner: Owner) -> Response:
-    await _service(request).unsupported(owner, "edit", await read_body(request))
+async def edit_video(request: Request, caller: Caller) -> Response:
+    await _service(request).unsupported(caller, "edit", await read_body(request))
 
 
 @router.post(
@@ -110,8 +115,8 @@ async def edit_video(request: Request, owner: Owner) -> Response:
     openapi_extra=_body("VideoExtendRequest"),
     summary="Extend a video (no model supports it yet: 400)",
 )
-async def extend_video(request: Request, owner: Owner) -> Response:
-    await _service(request).unsupported(owner, "extend", await read_body(request))
+async def extend_video(request: Request, caller: Caller) -> Response:
+    await _service(request).unsupported(caller, "extend", await read_body(request))
 
 
 @router.post(
@@ -119,8 +124,8 @@ async def extend_video(request: Request, owner: Owner) -> Response:
     responses=_ERRORS,
     summary="Create a character (not supported by reelgen: 400)",
 )
-async def create_character(request: Request, owner: Owner) -> Response:
-    await _service(request).unsupported(owner, "character", None)
+async def create_character(request: Request, caller: Caller) -> Response:
+    await _service(request).unsupported(caller, "character", None)
 
 
 @router.get(
@@ -128,8 +133,8 @@ async def create_character(request: Request, owner: Owner) -> Response:
     responses=_ERRORS,
     summary="Retrieve a character (not supported by reelgen: 400)",
 )
-async def get_character(request: Request, owner: Owner, character_id: str) -> Response:
-    await _service(request).unsupported(owner, "character", None)
+async def get_character(request: Request, caller: Caller, character_id: str) -> Response:
+    await _service(request).unsupported(caller, "character", None)
 
 
 @router.delete(
@@ -138,8 +143,8 @@ async def get_character(request: Request, owner: Owner, character_id: str) -> Re
     responses={**_ERRORS, 409: {"model": ErrorResponse, "description": "Still stopping; retry"}},
     summary="Delete a video (a running one is cancelled first) and its files",
 )
-async def delete_video(request: Request, owner: Owner, video_id: VideoId) -> Response:
-    deleted = await _service(request).delete(owner, video_id)
+async def delete_video(request: Request, caller: Caller, video_id: VideoId) -> Response:
+    deleted = await _service(request).delete(caller, video_id)
     return Response(deleted.model_dump_json(), media_type="application/json")
 
 
@@ -149,28 +154,31 @@ async def delete_video(request: Request, owner: Owner, video_id: VideoId) -> Res
     responses={**_ERRORS, **_VIDEO_OK},
     summary="Cancel a video, keeping its record (reelgen extension; a running job stops at its next step)",
 )
-async def cancel_video(request: Request, owner: Owner, video_id: VideoId) -> Response:
-    return _video(await _service(request).cancel(owner, video_id))
+async def cancel_video(request: Request, caller: Caller, video_id: VideoId) -> Response:
+    return _video(await _service(request).cancel(caller, video_id))
 
 
 @router.post(
     "/videos/{video_id}/publish",
     response_model=Video,
-    responses={**_ERRORS, 409: {"model": ErrorResponse, "description": "Not completed"}},
-    summary="Publish a completed video in the gallery (reelgen extension; GET /v1/gallery lists them)",
+    responses={**_ERRORS, 409: {"model": ErrorResponse, "description": "Not completed, or held / blocked"}},
+    summary="Submit a completed video for publication: it appears in the gallery (GET /v1/gallery) once a "
+    "moderator approves it; `review.state` says where it stands (reelgen extension)",
 )
-async def publish_video(request: Request, owner: Owner, video_id: VideoId) -> Response:
-    return _video(await _service(request).publish(owner, video_id, True))
+async def publish_video(request: Request, caller: Caller, video_id: VideoId) -> Response:
+    reviews: ReviewService = request.app.state.reviews
+    return _video(await reviews.publish(caller, video_id))
 
 
 @router.post(
     "/videos/{video_id}/unpublish",
     response_model=Video,
     responses=_ERRORS,
-    summary="Take a video out of the gallery (reelgen extension)",
+    summary="Withdraw a submission, or take a published video out of the gallery (reelgen extension)",
 )
-async def unpublish_video(request: Request, owner: Owner, video_id: VideoId) -> Response:
-    return _video(await _service(request).publish(owner, video_id, False))
+async def unpublish_video(request: Request, caller: Caller, video_id: VideoId) -> Response:
+    reviews: ReviewService = request.app.state.reviews
+    return _video(await reviews.unpublish(caller, video_id))
 
 
 @router.post(
@@ -186,10 +194,10 @@ async def unpublish_video(request: Request, owner: Owner, video_id: VideoId) -> 
     summary="Remix: a new video with the source's settings (seed included) and a new prompt",
 )
 async def remix_video(
-    request: Request, owner: Owner, video_id: VideoId, idempotency_key: IdempotencyKey = None
+    request: Request, caller: Caller, video_id: VideoId, idempotency_key: IdempotencyKey = None
 ) -> Response:
     body = await read_body(request)
-    return _video(await _service(request).remix(owner, video_id, body, idempotency_key=idempotency_key))
+    return _video(await _service(request).remix(caller, video_id, body, idempotency_key=idempotency_key))
 
 
 @router.get(
@@ -209,13 +217,13 @@ async def remix_video(
 )
 async def download_content(
     request: Request,
-    owner: Owner,
+    caller: Caller,
     video_id: VideoId,
     variant: Annotated[ContentVariant, Query(description="Which asset")] = "video",
     variation: Annotated[int, Query(ge=0, description="reelgen extension: which of the n variations (video only)")] = 0,
 ) -> Response:
     service = _service(request)
-    ref = await service.content(owner, video_id, variant, variation)
+    ref = await service.content(caller, video_id, variant, variation)
     return await run_in_threadpool(
         file_response,
         service.artifacts,
@@ -245,11 +253,11 @@ async def download_content(
 )
 async def video_events(
     request: Request,
-    owner: Owner,
+    caller: Caller,
     video_id: VideoId,
     last_event_id: Annotated[str | None, Header(alias="Last-Event-ID")] = None,
 ) -> StreamingResponse:
-    messages = await _service(request).events(owner, video_id, parse_last_event_id(last_event_id))
+    messages = await _service(request).events(caller, video_id, parse_last_event_id(last_event_id))
 
     async def body() -> AsyncIterator[bytes]:
         yield b"retry: 1000\n\n"

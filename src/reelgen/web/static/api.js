@@ -12,8 +12,13 @@ export class ApiError extends Error {
   }
 }
 
+// With authentication on, the page carries its session's CSRF token; every unsafe call must send it back.
+const csrfToken = document.querySelector('meta[name="csrf-token"]')?.content || null;
+const UNSAFE = new Set(["POST", "PUT", "PATCH", "DELETE"]);
+
 async function call(method, path, { json, form } = {}) {
   const init = { method, headers: { Accept: "application/json" } };
+  if (csrfToken && UNSAFE.has(method)) init.headers["X-CSRF-Token"] = csrfToken;
   if (json !== undefined) {
     init.headers["Content-Type"] = "application/json";
     init.body = JSON.stringify(json);
@@ -32,6 +37,10 @@ async function call(method, path, { json, form } = {}) {
     body = text ? JSON.parse(text) : null;
   } catch {
     body = null;
+  }
+  if (response.status === 401 && csrfToken) {
+    // The session ended (signed out elsewhere, expired, or the user was disabled): sign in again.
+    location.assign(`/login?next=${encodeURIComponent(location.pathname)}`);
   }
   if (!response.ok) {
     const error = body && typeof body.error === "object" ? body.error : { message: text.slice(0, 300) };
@@ -99,6 +108,34 @@ export const api = {
 
   async publish(id, published = true) {
     return (await call("POST", `/v1/videos/${enc(id)}/${published ? "publish" : "unpublish"}`)).body;
+  },
+
+  // --- publishing with approval (moderators: /v1/admin/reviews and /v1/admin/held) ---
+  /** One page of the review queue (state "pending") or the held list ("held"), oldest first. */
+  async reviews(state = "pending", { limit = 50, after } = {}) {
+    const path = state === "held" ? "/v1/admin/held" : "/v1/admin/reviews";
+    return (await call("GET", `${path}${query({ limit, after })}`)).body;
+  },
+
+  async approve(id) {
+    return (await call("POST", `/v1/admin/reviews/${enc(id)}/approve`)).body;
+  },
+
+  async reject(id, reason) {
+    return (await call("POST", `/v1/admin/reviews/${enc(id)}/reject`, { json: { reason } })).body;
+  },
+
+  async release(id) {
+    return (await call("POST", `/v1/admin/held/${enc(id)}/release`)).body;
+  },
+
+  async rejectHeld(id, reason) {
+    return (await call("POST", `/v1/admin/held/${enc(id)}/reject`, { json: { reason } })).body;
+  },
+
+  /** A published video's asset, readable by anyone signed in. */
+  galleryContentUrl(id, variant = "video") {
+    return `/v1/gallery/${enc(id)}/content${query({ variant: variant === "video" ? undefined : variant })}`;
   },
 
   contentUrl(id, variant = "video", variation = 0) {

@@ -8,9 +8,28 @@ import { watcher } from "./watch.js";
 const PAGE_SIZE = 24;
 const HOVER_DELAY_MS = 120;
 
-function thumbnail(video) {
+// Gallery cards read through /v1/gallery/{id}/content (anyone may watch a published video; only its owner
+// reaches /v1/videos/{id}), and open the video itself rather than the owner's page.
+function urls(video, gallery) {
+  if (gallery) {
+    return {
+      href: api.galleryContentUrl(video.id),
+      video: api.galleryContentUrl(video.id),
+      thumbnail: api.galleryContentUrl(video.id, "thumbnail"),
+    };
+  }
+  return {
+    href: `/library/${encodeURIComponent(video.id)}`,
+    video: api.contentUrl(video.id),
+    thumbnail: api.contentUrl(video.id, "thumbnail"),
+  };
+}
+
+const WITHHELD = new Set(["held", "blocked"]);
+
+function thumbnail(src) {
   return h("img", {
-    src: api.contentUrl(video.id, "thumbnail"),
+    src,
     alt: "",
     loading: "lazy",
     decoding: "async",
@@ -41,13 +60,14 @@ function shortState(v, live) {
 }
 
 /** One grid item; unfinished videos follow their progress and get their thumbnail when done. */
-export function videoCard(video) {
+export function videoCard(video, { gallery = false } = {}) {
+  const links = urls(video, gallery);
   const thumb = h("div", { class: "thumb" });
   const badge = h("span", { class: "badge" });
   const bar = h("progress", { class: "thumb-progress", max: 100 });
   const link = h(
     "a",
-    { class: "card-link", href: `/library/${encodeURIComponent(video.id)}` },
+    { class: "card-link", href: links.href },
     thumb,
     h("span", { class: "card-prompt" }, video.prompt || "(no prompt)"),
   );
@@ -59,9 +79,14 @@ export function videoCard(video) {
   function render(v, live = {}) {
     latest = v;
     el.dataset.status = v.status;
-    if (v.status === "completed" && !hasThumb) {
+    const withheld = !gallery && WITHHELD.has(v.review?.state);
+    el.dataset.review = v.review?.state || "none";
+    if (v.status === "completed" && withheld) {
+      // Held by a moderation check: its content is not served to its owner until a moderator releases it.
+      thumb.replaceChildren(h("div", { class: "placeholder" }), h("span", { class: "badge" }, "Held for review"));
+    } else if (v.status === "completed" && !hasThumb) {
       hasThumb = true;
-      thumb.replaceChildren(thumbnail(v), h("span", { class: "duration" }, formatSeconds(v.seconds)));
+      thumb.replaceChildren(thumbnail(links.thumbnail), h("span", { class: "duration" }, formatSeconds(v.seconds)));
     } else if (v.status !== "completed") {
       badge.textContent = shortState(v, live);
       bar.hidden = isTerminal(v);
@@ -79,6 +104,7 @@ export function videoCard(video) {
     const bits = [formatSize(v.size), formatAgo(v.created_at)];
     if (v.params && v.params.n > 1) bits.splice(1, 0, `${v.params.n} variations`);
     if (v.published_at) bits.push("published");
+    else if (!gallery && v.review?.state === "pending") bits.push("in review");
     metaEl.textContent = bits.join(" · ");
   }
   render(video);
@@ -89,11 +115,11 @@ export function videoCard(video) {
   let timer = 0;
   let player = null;
   const start = () => {
-    if (el.dataset.status !== "completed" || player) return;
+    if (el.dataset.status !== "completed" || player || (!gallery && WITHHELD.has(el.dataset.review))) return;
     timer = setTimeout(() => {
       player = h("video", {
         class: "hover-player",
-        src: api.contentUrl(video.id),
+        src: links.video,
         muted: true,
         loop: true,
         autoplay: true,
@@ -122,8 +148,9 @@ export function videoCard(video) {
   return el;
 }
 
-/** Fill #grid from `fetchPage({limit, after})`, one page at a time (a button, and automatically on scroll). */
-export function pagedGrid(fetchPage) {
+/** Fill #grid from `fetchPage({limit, after})`, one page at a time (a button, and automatically on scroll).
+ * `cardOptions` go to each videoCard (`{gallery: true}` for published videos). */
+export function pagedGrid(fetchPage, cardOptions = {}) {
   const grid = $("#grid");
   const more = $("#more");
   const status = $("#grid-status");
@@ -140,7 +167,7 @@ export function pagedGrid(fetchPage) {
       const page = await fetchPage({ limit: PAGE_SIZE, after });
       for (const video of page.data) {
         if (grid.querySelector(`[data-id="${CSS.escape(video.id)}"]`)) continue;
-        grid.append(videoCard(video));
+        grid.append(videoCard(video, cardOptions));
         count += 1;
       }
       after = page.last_id || after;

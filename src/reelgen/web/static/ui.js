@@ -75,6 +75,10 @@ export const STATUS_LABELS = {
 
 /** A short, human summary of where a video is. `live` carries step/total/eta from an event stream. */
 export function describe(video, live = {}) {
+  if (video.status === "queued" && video.review && video.review.state === "held") {
+    // Flagged by the prompt check: it waits for a moderator, not for a worker.
+    return `Held for review: ${video.review.reason || "a moderator will look at it"}`;
+  }
   const parts = [STATUS_LABELS[video.status] || video.status];
   if (video.status === "queued") {
     if (video.queue_position) parts.push(`${ordinal(video.queue_position)} in line`);

@@ -1,4 +1,5 @@
-// One video: the player (or its live progress), the full recipe, download, remix, publish, cancel, delete.
+// One video: the player (or its live progress), the full recipe, download, remix, submit for publication (or
+// withdraw), cancel, delete. Publishing goes through a moderator: the review state says where it stands.
 
 import { api, ApiError } from "./api.js";
 import { jobCard } from "./jobcard.js";
@@ -20,6 +21,22 @@ const id = $("#main").dataset.videoId;
 let video = null;
 let variation = 0;
 let card = null;
+
+// Where the video stands on its way to the gallery (Video.review.state), in words.
+const REVIEW_TEXT = {
+  pending: () => "Submitted for publication: waiting for a moderator's review.",
+  approved: (v) => `Published in the gallery${v.published_at ? ` since ${formatDate(v.published_at)}` : ""}.`,
+  rejected: (v) => `Not published: a moderator rejected it (${v.review.reason || "no reason given"}). You may submit it again.`,
+  held: (v) =>
+    `Held for review by a moderation check (${v.review.reason || "no reason given"}). ` +
+    (v.status === "queued" ? "It will run once a moderator releases it." : "It can be watched once a moderator releases it."),
+  blocked: (v) => `Blocked by a moderator (${v.review.reason || "no reason given"}).`,
+};
+const WITHHELD = new Set(["held", "blocked"]);
+
+function reviewState(v) {
+  return (v.review && v.review.state) || "none";
+}
 
 function recipeRows(v) {
   const p = v.params;
@@ -92,9 +109,16 @@ function renderPlayer(v) {
     nav.hidden = true;
     return;
   }
-  const key = `${v.status}:${variation}`;
+  const withheld = WITHHELD.has(reviewState(v));
+  const key = `${v.status}:${variation}:${withheld}`;
   if (player.dataset.key === key) return; // keep the playing video as it is (e.g. after publishing)
   player.dataset.key = key;
+  if (v.status === "completed" && withheld) {
+    const why = reviewState(v) === "held" ? "Held for review by a moderation check" : "Blocked by a moderator";
+    player.replaceChildren(h("div", { class: "placeholder big" }, h("span", {}, why)));
+    nav.hidden = true;
+    return;
+  }
   if (v.status !== "completed") {
     const why = v.status === "failed" ? `Failed: ${v.error ? v.error.message : "unknown error"}` : "Cancelled before it finished";
     player.replaceChildren(h("div", { class: "placeholder big" }, h("span", {}, why)));
@@ -155,16 +179,28 @@ function render(v) {
   renderStatus(v);
   renderPlayer(v);
 
+  const state = reviewState(v);
   const download = $("#download");
-  download.hidden = v.status !== "completed";
+  download.hidden = v.status !== "completed" || WITHHELD.has(state);
   download.href = api.contentUrl(v.id, "video", variation);
   download.setAttribute("download", `${v.id}${variation ? `-${variation}` : ""}.mp4`);
   $("#remix").href = `/?remix=${encodeURIComponent(v.id)}`;
   const publish = $("#publish");
-  publish.hidden = v.status !== "completed";
-  publish.textContent = v.published_at ? "Unpublish" : "Publish";
-  publish.setAttribute("aria-pressed", String(Boolean(v.published_at)));
-  publish.title = v.published_at ? "Take it out of the gallery" : "Show it in the gallery";
+  publish.hidden = v.status !== "completed" || WITHHELD.has(state);
+  publish.textContent = {
+    pending: "Withdraw",
+    approved: "Unpublish",
+    rejected: "Submit again",
+  }[state] || "Submit for publication";
+  publish.dataset.action = state === "pending" || state === "approved" ? "withdraw" : "submit";
+  publish.title =
+    publish.dataset.action === "withdraw"
+      ? "Take it out of the review queue or the gallery"
+      : "Ask a moderator to publish it in the gallery";
+  const reviewLine = $("#review-state");
+  reviewLine.hidden = state === "none";
+  reviewLine.dataset.state = state;
+  reviewLine.textContent = state === "none" ? "" : REVIEW_TEXT[state](v);
   $("#cancel").hidden = isTerminal(v);
 
   $("#recipe").replaceChildren(
@@ -200,8 +236,9 @@ async function act(button, action) {
 function setup() {
   $("#publish").addEventListener("click", (event) =>
     act(event.currentTarget, async () => {
-      const updated = await api.publish(id, !video.published_at);
-      toast(updated.published_at ? "Published in the gallery" : "Taken out of the gallery", "ok");
+      const submit = $("#publish").dataset.action !== "withdraw";
+      const updated = await api.publish(id, submit);
+      toast(submit ? "Submitted: a moderator will review it" : "Withdrawn from publication", "ok");
       render(updated);
     }),
   );
