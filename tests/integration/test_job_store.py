@@ -8,7 +8,7 @@ import time
 import pytest
 
 from reelgen.domain import Artifact, Conflict, JobError, JobStatus, NotFound, StaleAttempt
-from reelgen.jobs import JobStore
+from reelgen.jobs import JobStore, NewJob
 from tests.conftest import make_params
 
 
@@ -231,6 +231,26 @@ def test_queued_ids_follow_queue_position_order(store: JobStore, params) -> None
     store.claim("w")
     store.cancel(low[1])
     assert store.queued_ids() == [low[0], low[2]]
+
+
+def test_queue_positions_of_a_batch_match_one_by_one_positions(store: JobStore, params) -> None:
+    store.create("a", params)
+    one_owner = [job.id for job, _ in store.create_many([NewJob("a", params) for _ in range(3)])]
+    assert (
+        store.queue_positions(one_owner)
+        == {i: store.queue_position(i) for i in one_owner}
+        == {
+            one_owner[0]: 2,
+            one_owner[1]: 3,
+            one_owner[2]: 4,
+        }
+    )
+    # Several owners in line: fair share interleaves them, so the batch is not simply appended.
+    mixed = [job.id for job, _ in store.create_many([NewJob(o, params) for o in ("b", "b", "c")])]
+    expected = {i: store.queue_position(i) for i in mixed}
+    assert store.queue_positions(mixed) == expected
+    assert sorted(p for p in expected.values() if p is not None) != [5, 6, 7]
+    assert store.queue_positions([]) == {}
 
 
 def test_concurrent_claims_never_hand_out_a_job_twice(store_factory, params) -> None:

@@ -177,18 +177,13 @@ class VideoService:
         (429) while the others are created."""
         batch = [n if n.gpu_seconds is not None else replace(n, gpu_seconds=self._gpu_estimate(n)) for n in batch]
         results = self.store.create_each(batch)
+        # Jobs that joined the line now (held ones wait outside it for a moderator).
         joined = [
-            r[0].id for r in results if not isinstance(r, QuotaExceeded) and r[1] and r[0].status is JobStatus.QUEUED
+            job.id
+            for job, created in (r for r in results if not isinstance(r, QuotaExceeded))
+            if created and job.status is JobStatus.QUEUED and job.review.state is not ReviewState.HELD
         ]
-        positions: dict[str, int] = {}
-        if len(joined) == 1:
-            found = self.store.queue_position(joined[0])
-            if found is not None:
-                positions[joined[0]] = found
-        elif joined:
-            # Several joined at once: one snapshot of the line in claim order (fair share interleaves owners).
-            wanted = set(joined)
-            positions = {i: n for n, i in enumerate(self.store.queued_ids(1_000_000), start=1) if i in wanted}
+        positions = self.store.queue_positions(joined)
         out: list[tuple[Job, bool, Rendered] | QuotaExceeded] = []
         for result in results:
             if isinstance(result, QuotaExceeded):

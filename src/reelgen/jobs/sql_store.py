@@ -315,6 +315,20 @@ class SqlJobStore(QuotaStoreMixin, JobStore):
         ahead = int(row["ahead"]) if row else 0
         return ahead or None
 
+    def queue_positions(self, job_ids: Sequence[str]) -> dict[str, int]:
+        if not job_ids:
+            return {}
+        with self._tx(write=False) as tx:
+            if self._several_owners_queued(tx):  # fair share interleaves owners: one pass over the claim order
+                wanted = set(job_ids)
+                order = self._claim_order(tx, self._now(tx), 1_000_000)
+                return {job_id: n for n, job_id in enumerate(order, start=1) if job_id in wanted}
+            row = tx.one(q.QUEUE_POSITION, (job_ids[0],))
+        # One owner in line: plain priority-then-FIFO, and a batch joins its end together and in order, so one
+        # indexed count places them all.
+        first = int(row["ahead"]) if row else 0
+        return {job_id: first + k for k, job_id in enumerate(job_ids)} if first else {}
+
     def queued_ids(self, limit: int = 10_000) -> builtins.list[str]:
         with self._tx(write=False) as tx:
             if self._several_owners_queued(tx):

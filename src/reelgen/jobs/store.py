@@ -170,6 +170,11 @@ class JobStore(ABC):
     def queue_position(self, job_id: str) -> int | None:
         """1-based position among queued jobs (None unless queued)."""
 
+    def queue_positions(self, job_ids: Sequence[str]) -> dict[str, int]:
+        """Positions of jobs that joined the line together, in creation order (the API's group commit)."""
+        found = {job_id: self.queue_position(job_id) for job_id in job_ids}
+        return {job_id: p for job_id, p in found.items() if p is not None}
+
     def queued_ids(self, limit: int = 10_000) -> builtins.list[str]:
         """Ids of queued jobs in claim order (the order of `queue_position`), at most `limit`: one query
         from which the API answers the queue position of many polled jobs at once."""
