@@ -126,3 +126,16 @@ def test_resume_continues_the_step_counter_and_matches_an_uninterrupted_run(tmp_
     for key in ("modules", "ema"):
         assert all(torch.equal(a[key][k], b[key][k]) for k in a[key]), key
     assert (tmp_path / "resumed" / "pipeline" / "model_index.json").is_file()
+
+
+def test_a_new_run_can_start_from_another_runs_trained_vae(tmp_path: Path) -> None:
+    quiet = {"progress": lambda _: None}
+    first = Trainer(tmp_path / "first", tiny_train_config(), **quiet)
+    first.train_vae()
+    assert (tmp_path / "first" / "vae" / "diffusion_pytorch_model.safetensors").is_file()
+    second = Trainer(tmp_path / "second", tiny_train_config(), init_vae=tmp_path / "first" / "vae", **quiet)
+    second.train_vae()
+    a, b = first.pipe.vae.state_dict(), second.pipe.vae.state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    records = [json.loads(line) for line in (tmp_path / "second" / "log.jsonl").read_text().splitlines()]
+    assert [r for r in records if r["stage"] == "vae" and "recon" in r] == []  # no VAE step was trained

@@ -37,6 +37,7 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
+from diffusers.models.autoencoders.autoencoder_kl_wan import AutoencoderKLWan
 from diffusers.pipelines.wan.pipeline_wan import WanPipeline
 
 from reelgen.demo.captions import caption
@@ -159,10 +160,12 @@ class Trainer:
         *,
         resume: bool = False,
         export: Path | None = None,
+        init_vae: Path | None = None,
         progress: Callable[[str], None] = print,
     ) -> None:
         self.run_dir = Path(run_dir)
         self.export = export
+        self.init_vae = init_vae
         self.progress = progress
         config_path = self.run_dir / "train_config.json"
         if config_path.exists():
@@ -197,13 +200,22 @@ class Trainer:
         path = self.run_dir / "vae.pt"
         opt = torch.optim.AdamW(vae.parameters(), lr=cfg.vae_lr, weight_decay=0.0)
         step = 0
+        total = cfg.vae_image_steps + cfg.vae_steps
+        if self.init_vae is not None and not path.exists():
+            # Stage 1 done elsewhere (a committed warm start, or another run): take its weights and skip it.
+            trained = AutoencoderKLWan.from_pretrained(self.init_vae, torch_dtype=torch.float32)
+            vae.load_state_dict(trained.state_dict())
+            _save({"step": total, "vae": vae.state_dict(), "opt": opt.state_dict()}, path)
+            self._log({"stage": "vae", "init_from": str(self.init_vae), "step": total})
         if path.exists():
             state = _load(path)
             vae.load_state_dict(state["vae"])
             opt.load_state_dict(state["opt"])
             step = state["step"]
-        total = cfg.vae_image_steps + cfg.vae_steps
         if step >= total:
+            vae.eval()
+            if not (self.run_dir / "vae" / "config.json").exists():
+                vae.save_pretrained(self.run_dir / "vae", safe_serialization=True)
             return
         vae.train()
         started, start_step, window = time.perf_counter(), step, []
@@ -235,6 +247,8 @@ class Trainer:
             if step % cfg.checkpoint_every == 0 or step == total:
                 _save({"step": step, "vae": vae.state_dict(), "opt": opt.state_dict()}, path)
         vae.eval()
+        # The finished stage on its own (diffusers layout, safetensors): `--init-vae` for later runs.
+        vae.save_pretrained(self.run_dir / "vae", safe_serialization=True)
 
     # -- stage 2 -------------------------------------------------------------------------------------------
 
