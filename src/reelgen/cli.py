@@ -30,6 +30,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--fps", type=int)
     p.add_argument("--guidance-scale", type=float)
     p.add_argument("--negative-prompt")
+    p.add_argument("--preset", choices=("quality", "balanced", "fast"), help="speed preset (default: quality)")
+    p.add_argument("--lora", help="name of a LoRA in REELGEN_LORA_DIR")
+    p.add_argument("--lora-scale", type=float, help="LoRA strength, -2 to 2 (default 1)")
 
     p = sub.add_parser("worker", help="run a worker on REELGEN_DATABASE_URL / REELGEN_STORAGE_URL")
     p.add_argument("--models", help="comma-separated model ids this worker accepts (default: all)")
@@ -72,6 +75,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1: shared machines)")
     p.add_argument("--checkpoint-every", type=int, default=250, help="transformer steps between checkpoints")
     p.add_argument("--export", type=Path, help="also write the pipeline here at every checkpoint")
+    p.add_argument(
+        "--init-vae",
+        type=Path,
+        help="skip VAE training: take this trained VAE folder (a run's `vae/`, or src/reelgen/demo/warmstart/vae)",
+    )
 
     p = sub.add_parser("eval-demo", help="score reelgen-demo on held-out captions with the demo checker")
     p.add_argument("--n", type=int, default=100, help="number of held-out clips")
@@ -112,6 +120,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
     from reelgen.domain.jobs import JobStatus
     from reelgen.domain.params import validate_params
+    from reelgen.engines.lora import LoraLibrary
     from reelgen.engines.registry import get_spec
     from reelgen.runtime import build_worker, open_artifacts_from, open_job_store_from
 
@@ -128,6 +137,10 @@ def cmd_generate(args: argparse.Namespace) -> int:
         steps=args.steps,
         guidance_scale=args.guidance_scale,
         negative_prompt=args.negative_prompt,
+        preset=args.preset,
+        lora=args.lora,
+        lora_scale=args.lora_scale,
+        lora_exists=LoraLibrary(base.lora_dir).exists if base.lora_dir else None,
     )
     # A private, throwaway queue: the job runs through the same store -> worker -> storage path as in the
     # service, but no running server's workers can pick it up.
@@ -190,9 +203,11 @@ def cmd_worker(args: argparse.Namespace) -> int:
 def cmd_models(args: argparse.Namespace) -> int:
     from reelgen.engines.registry import availability, list_specs
 
+    gpu_gb = Settings().gpu_memory_gb  # a known GPU memory figure flags models too large for it
+    memory = None if gpu_gb is None else int(gpu_gb * 1024**3)
     rows = [("MODEL", "FAMILY", "SIZES", "STATUS")]
     for spec in list_specs():
-        avail = availability(spec.id)
+        avail = availability(spec.id, device_memory=memory)
         sizes = ", ".join(str(s) for s in spec.sizes[:4]) + (" …" if len(spec.sizes) > 4 else "")
         rows.append((spec.id, spec.family, sizes, "ready" if avail.runnable else avail.reason))
     widths = [max(len(r[i]) for r in rows) for i in range(3)]
@@ -246,7 +261,7 @@ def cmd_train_demo(args: argparse.Namespace) -> int:
         batch=args.batch or defaults.batch,
     )
     try:
-        trainer = Trainer(run_dir, config, resume=args.resume, export=args.export)
+        trainer = Trainer(run_dir, config, resume=args.resume, export=args.export, init_vae=args.init_vae)
     except FileExistsError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

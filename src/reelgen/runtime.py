@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from reelgen.engines.memory import GIB, MemoryPolicy  # torch-free
 from reelgen.jobs import JobStore, QueuePolicy, open_job_store
 from reelgen.jobs.scheduling import FairPolicy
 from reelgen.settings import Settings
@@ -36,6 +37,12 @@ def open_artifacts_from(settings: Settings) -> ArtifactStore:
     return open_store(settings.resolved_storage_url, s3_endpoint_url=settings.s3_endpoint_url)
 
 
+def memory_policy(settings: Settings) -> MemoryPolicy:
+    """REELGEN_MEMORY_MODE / REELGEN_VAE_TILING / REELGEN_GPU_MEMORY_GB as the engines' MemoryPolicy."""
+    budget = None if settings.gpu_memory_gb is None else int(settings.gpu_memory_gb * GIB)
+    return MemoryPolicy(mode=settings.memory_mode, vae_tiling=settings.vae_tiling, budget_bytes=budget)
+
+
 def build_worker(
     settings: Settings,
     store: JobStore,
@@ -45,6 +52,7 @@ def build_worker(
     on_step=None,
 ):  # type: ignore[no-untyped-def]
     """A Worker with its own resident-engine cache (engines import torch: only worker processes call this)."""
+    from reelgen.engines.base import Engine
     from reelgen.engines.registry import create_engine
     from reelgen.worker.engine_cache import EngineCache
     from reelgen.worker.runner import Worker, WorkerConfig, default_worker_id
@@ -53,8 +61,21 @@ def build_worker(
         worker_id=worker_id or default_worker_id(),
         heartbeat_seconds=settings.resolved_heartbeat_seconds,
         models=settings.accepted_models,
+        lora_dir=settings.lora_dir,
     )
-    cache = EngineCache(lambda model_id: create_engine(model_id, device=settings.device))
+
+    def build_engine(model_id: str) -> Engine:
+        engine = create_engine(model_id, device=settings.device)
+        adapters = getattr(engine, "adapters", None)  # engines that take per-request LoRAs
+        if adapters is not None:
+            adapters.capacity = max(1, settings.lora_cache_size)
+        if hasattr(engine, "attention_backend"):  # engines with speed presets (reelgen.engines.presets)
+            engine.attention_backend = settings.attention_backend
+        if hasattr(engine, "memory_policy"):  # engines that plan GPU memory (reelgen.engines.memory)
+            engine.memory_policy = memory_policy(settings)
+        return engine
+
+    cache = EngineCache(build_engine)
     from reelgen.moderation import load_frame_check
 
     return Worker(

@@ -61,6 +61,50 @@ class Settings(BaseSettings):
     worker_models: str | None = None
     """Comma-separated model ids a worker accepts (default: every model that can run on it)."""
 
+    memory_mode: Literal["auto", "none", "model_offload", "group_offload", "sequential"] = "auto"
+    """Where a worker keeps model weights: `auto` picks the fastest placement whose estimated peak fits the free
+    GPU memory (reelgen.engines.memory); `none` (all on the GPU), `model_offload` (whole components moved in when
+    they run), `group_offload` (layers streamed in on a CUDA side stream) or `sequential` (layer by layer, the
+    least memory, the slowest) force one. A job estimated not to fit fails before it starts either way."""
+
+    vae_tiling: Literal["auto", "on", "off"] = "auto"
+    """Tiled VAE decoding: `auto` turns it on for jobs whose untiled decode would not fit; `on` / `off` force it."""
+
+    gpu_memory_gb: float | None = None
+    """Most GPU memory (GiB) a worker plans with, e.g. to leave room for another process on the same GPU; the
+    free memory the driver reports still applies. `reelgen models` uses it to flag models too large for the GPU."""
+
+    default_preset: Literal["quality", "balanced", "fast"] = "quality"
+    """Speed preset of requests that name none: `quality` (exact math), `balanced` or `fast` (diffusers step
+    caches; jobs of 8 steps or fewer always run exact)."""
+
+    lora_dir: Path | None = None
+    """Folder of LoRA adapters requests may name (`lora`): `<name>.safetensors` files or `<name>/` folders with
+    one safetensors file. Unset: requests naming a LoRA are refused."""
+
+    lora_cache_size: int = 4
+    """How many LoRA adapters a worker keeps loaded next to its model (least recently used one dropped first)."""
+
+    attention_backend: (
+        Literal[
+            "native",
+            "_native_cudnn",
+            "_native_efficient",
+            "_native_flash",
+            "_native_math",
+            "flash",
+            "flash_varlen",
+            "_flash_3",
+            "_flash_varlen_3",
+            "flex",
+            "xformers",
+        ]
+        | None
+    ) = None
+    """Attention kernel of the workers' video transformers, a diffusers attention backend (`flash` needs the
+    flash-attn package, `_flash_3` FlashAttention 3, `xformers` xformers); default: diffusers' own (PyTorch SDPA).
+    Exact kernels only, so the `quality` preset stays exact math."""
+
     auth: Literal["auto", "on", "off"] = "auto"
     """Authentication: `auto` turns on as soon as a user exists (`reelgen users add`; disabled users count) and
     stays on for the life of the process; `on` always (every /v1 call needs a key or a studio session); `off`
@@ -131,6 +175,7 @@ class Settings(BaseSettings):
             max_steps=self.max_steps,
             max_n=self.max_n,
             max_seconds=self.max_seconds,
+            default_preset=self.default_preset,
         )
 
     @cached_property

@@ -78,6 +78,16 @@ class VideoCreateRequest(_Request):
     guidance_scale: float | None = None
     """Classifier-free guidance strength."""
 
+    preset: Literal["quality", "balanced", "fast"] | None = None
+    """Speed preset: `quality` (exact math), `balanced` or `fast` (step caches: faster, slightly different
+    frames; jobs of 8 steps or fewer always run exact). Default: the deployment's REELGEN_DEFAULT_PRESET."""
+
+    lora: str | None = None
+    """Name of a LoRA adapter in the server's LoRA folder (REELGEN_LORA_DIR), applied to this video only."""
+
+    lora_scale: float | None = None
+    """Strength of the LoRA, between -2 and 2 (default 1)."""
+
 
 class VideoCreateForm(VideoCreateRequest):
     """The multipart/form-data form of POST /v1/videos, as the SDK sends it (documentation only)."""
@@ -147,6 +157,15 @@ class VideoParams(_Model):
     n: int
     input_image: str | None = None
     """Storage key of the uploaded reference image, if any."""
+
+    preset: str = "quality"
+    """Speed preset the video was made with (quality | balanced | fast)."""
+
+    lora: str | None = None
+    """The LoRA adapter applied, if any."""
+
+    lora_scale: float = 1.0
+    """Its strength."""
 
 
 ReviewStateName = Literal["none", "pending", "approved", "rejected", "held", "blocked"]

@@ -54,6 +54,7 @@ from reelgen.domain.jobs import Job, JobStatus
 from reelgen.domain.models import ModelSpec
 from reelgen.domain.params import GenerationParams, validate_params
 from reelgen.domain.review import Review, ReviewState
+from reelgen.engines.lora import LoraLibrary
 from reelgen.engines.registry import Registry, default_registry
 from reelgen.jobs.store import JobStore, NewJob
 from reelgen.moderation import Blocklist, ModerationBlocked, VerdictKind, load_prompt_check
@@ -119,6 +120,9 @@ class VideoService:
         self._batcher: CreateBatcher[tuple[Job, bool, Rendered]] = CreateBatcher(self._commit_batch)
         self._inline = _reads_inline(store)
         self.prompt_check = load_prompt_check(settings)
+        loras = LoraLibrary(settings.lora_dir)
+        # Whether a requested LoRA exists (a file lookup, no torch); None when the server has no LoRA folder.
+        self._lora_exists = loras.exists if loras.enabled else None
 
     async def _read(self, fn: Callable[..., T], *args: Any) -> T:
         """Run a blocking read: inline for SQLite, in a worker thread otherwise."""
@@ -152,6 +156,10 @@ class VideoService:
             guidance_scale=request.guidance_scale,
             negative_prompt=request.negative_prompt,
             n=request.n,
+            preset=request.preset,
+            lora=request.lora,
+            lora_scale=request.lora_scale,
+            lora_exists=self._lora_exists,
             # A stand-in key: validate_params refuses an image for text-only models before anything is stored.
             input_image="pending" if image is not None else None,
         )
@@ -340,6 +348,10 @@ class VideoService:
             negative_prompt=p.negative_prompt,
             n=p.n,
             input_image=p.input_image,
+            preset=p.preset,
+            lora=p.lora,
+            lora_scale=p.lora_scale if p.lora else None,
+            lora_exists=self._lora_exists,
         )
         hold = await self._moderate_prompt(params.prompt)
         if p.input_image:
@@ -608,6 +620,9 @@ def _params(p: GenerationParams) -> VideoParams:
         negative_prompt=p.negative_prompt,
         n=p.n,
         input_image=p.input_image,
+        preset=p.preset,
+        lora=p.lora,
+        lora_scale=p.lora_scale,
     )
 
 

@@ -46,6 +46,28 @@ class FrameRule:
 
 
 @dataclass(frozen=True, slots=True)
+class Footprint:
+    """A model's stated memory needs, known before its weights are downloaded: GB of weights per component in
+    the dtype the worker loads them in (bf16 transformer and text encoder, fp32 VAE for Wan), and the
+    transformer's width, which activations scale with. The worker measures the real figures once loaded; these
+    drive `reelgen models` ("too large for this GPU") and the memory plan's estimates until then."""
+
+    transformer_gb: float
+    text_encoder_gb: float
+    vae_gb: float
+    # attention heads x head dim of the denoising transformer.
+    hidden: int
+    # Wan 2.2 A14B: two experts of transformer_gb each (only one runs at a time).
+    experts: int = 1
+    # CLIP image encoder of Wan 2.1 I2V.
+    image_encoder_gb: float = 0.0
+
+    @property
+    def weights_gb(self) -> float:
+        return self.transformer_gb * self.experts + self.text_encoder_gb + self.vae_gb + self.image_encoder_gb
+
+
+@dataclass(frozen=True, slots=True)
 class ModelSpec:
     """Registry entry for one model: everything the API needs to validate a request without loading it."""
 
@@ -70,6 +92,12 @@ class ModelSpec:
     needs_gpu: bool = False
     vocabulary: tuple[str, ...] = field(default=())
     owned_by: str = "reelgen"
+    # Stated memory needs of open-weights checkpoints (None: measured once loaded, e.g. tiny test models).
+    footprint: Footprint | None = None
+
+    @property
+    def weights_gb(self) -> float | None:
+        return None if self.footprint is None else self.footprint.weights_gb
 
     def num_frames(self, seconds: float, fps: int | None = None) -> int:
         return self.frame_rule.frames_for(seconds, fps or self.fps)

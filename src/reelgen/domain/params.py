@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import math
+import re
 import secrets
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -11,16 +13,23 @@ from reelgen.domain.errors import InvalidParams
 from reelgen.domain.models import ModelSpec, Size
 
 MAX_SEED = 2**63 - 1
+# Speed presets, fastest last (reelgen.engines.presets says what each one does per model family).
+PRESETS: tuple[str, str, str] = ("quality", "balanced", "fast")
+# LoRA names are plain file stems in the server's LoRA folder (reelgen.engines.lora checks the folder).
+_LORA_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+MIN_LORA_SCALE = -2.0
+MAX_LORA_SCALE = 2.0
 
 
 @dataclass(frozen=True, slots=True)
 class ParamLimits:
-    """Deployment-wide caps on what a user controls (from settings)."""
+    """Deployment-wide caps on what a user controls, and the defaults they start from (from settings)."""
 
     max_prompt_chars: int = 2000
     max_steps: int = 100
     max_n: int = 4
     max_seconds: float = 20.0
+    default_preset: str = "quality"
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +49,11 @@ class GenerationParams:
     n: int = 1
     # Storage key of an uploaded reference image (image-to-video), never a user-supplied path.
     input_image: str | None = None
+    # Speed preset: quality (exact) | balanced | fast (step caches; ignored by few-step jobs).
+    preset: str = "quality"
+    # A LoRA from the server's LoRA folder, by name, and its strength.
+    lora: str | None = None
+    lora_scale: float = 1.0
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -67,8 +81,14 @@ def validate_params(
     negative_prompt: str | None = None,
     n: int | None = None,
     input_image: str | None = None,
+    preset: str | None = None,
+    lora: str | None = None,
+    lora_scale: float | None = None,
+    lora_exists: Callable[[str], bool] | None = None,
 ) -> GenerationParams:
-    """Check every field against the model and deployment limits; fill defaults. Raises InvalidParams(param=field)."""
+    """Check every field against the model and deployment limits; fill defaults. Raises InvalidParams(param=field).
+
+    `lora_exists` answers whether the server's LoRA folder has a name (None: LoRAs are not enabled here)."""
     if not isinstance(prompt, str) or not prompt.strip():
         raise InvalidParams("prompt must be a non-empty string", param="prompt")
     if len(prompt) > limits.max_prompt_chars:
@@ -141,6 +161,11 @@ def validate_params(
             f"model {spec.id} animates an image: send input_reference (an image file)", param="input_reference"
         )
 
+    chosen_preset = preset or limits.default_preset
+    if chosen_preset not in PRESETS:
+        raise InvalidParams(f"preset must be one of {', '.join(PRESETS)}; got {chosen_preset!r}", param="preset")
+    lora_name, scale = _lora(lora, lora_scale, lora_exists)
+
     return GenerationParams(
         prompt=prompt,
         model=spec.id,
@@ -154,7 +179,34 @@ def validate_params(
         negative_prompt=neg,
         n=variations,
         input_image=input_image,
+        preset=chosen_preset,
+        lora=lora_name,
+        lora_scale=scale,
     )
+
+
+def is_lora_name(name: str) -> bool:
+    """Whether `name` can name a LoRA: a plain file stem (letters, digits, `.`, `_`, `-`; no `..`, no paths)."""
+    return bool(_LORA_NAME.fullmatch(name)) and ".." not in name
+
+
+def _lora(name: object, scale: float | None, exists: Callable[[str], bool] | None) -> tuple[str | None, float]:
+    if name is None or name == "":
+        if scale is not None and scale != "":
+            raise InvalidParams("lora_scale needs a lora", param="lora_scale")
+        return None, 1.0
+    if not isinstance(name, str) or not is_lora_name(name):
+        raise InvalidParams(
+            "lora must be the plain name of a LoRA (letters, digits, '.', '_', '-'; no paths)", param="lora"
+        )
+    if exists is None:
+        raise InvalidParams("this server has no LoRA folder (REELGEN_LORA_DIR)", param="lora")
+    if not exists(name):
+        raise InvalidParams(f"no LoRA named {name!r} on this server", param="lora")
+    value = _number(scale, 1.0, "lora_scale")
+    if not (MIN_LORA_SCALE <= value <= MAX_LORA_SCALE):
+        raise InvalidParams(f"lora_scale must be between {MIN_LORA_SCALE:g} and {MAX_LORA_SCALE:g}", param="lora_scale")
+    return name, value
 
 
 def _number(value: object, default: float, field: str) -> float:

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from reelgen.domain.models import ModelSpec
 from reelgen.domain.params import GenerationParams
+from reelgen.engines.lora import LoraWeights
 
 if TYPE_CHECKING:
     import numpy as np
@@ -34,6 +35,8 @@ class StageRequest:
     init_frames: np.ndarray | None = None
     # Which of the request's n variations this is (0-based); seeds are params.seed + variation.
     variation: int = 0
+    # The LoRA named by params.lora, resolved by the worker to its file in the LoRA folder (None: base model).
+    lora: LoraWeights | None = None
 
     @property
     def seed(self) -> int:

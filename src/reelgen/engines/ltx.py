@@ -17,6 +17,7 @@ import threading
 import time
 import traceback
 from collections.abc import Callable, Iterator
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +33,23 @@ from diffusers.utils.torch_utils import randn_tensor
 from reelgen.domain.errors import InvalidParams
 from reelgen.domain.models import ModelSpec
 from reelgen.engines.base import STAGE_GENERATE, Engine, ProgressSink, StageRequest, VideoOutput
+from reelgen.engines.lora import AdapterCache
+from reelgen.engines.memory import (
+    ActivationProfile,
+    Footprint,
+    MemoryMode,
+    MemoryPlan,
+    MemoryPolicy,
+    apply_placement,
+    device_free_bytes,
+    family_profile,
+    measure_footprint,
+    placement_for,
+    plan_job,
+    set_vae_tiling,
+    with_vae_tiles,
+)
+from reelgen.engines.presets import speed_preset
 from reelgen.engines.previews import fit_rgb_projection, project_to_rgb
 from reelgen.engines.wan import _DTYPE_KWARG, default_device, resolve_dtype
 from reelgen.engines.weights import require_weights
@@ -71,7 +89,8 @@ def create_engine(
     torch_dtype = resolve_dtype(dtype, device)
     return LTXEngine(
         spec,
-        lambda: load_ltx_pipeline(source, dtype=torch_dtype, device=device),
+        # Loaded on the CPU: the engine places it on `device` as its memory plan says (whole, or offloaded).
+        lambda: load_ltx_pipeline(source, dtype=torch_dtype, device="cpu"),
         device,
         max_sequence_length=max_sequence_length,
         decode_timestep=decode_timestep,
@@ -113,19 +132,48 @@ class LTXEngine(Engine):
         self._load_seconds = 0.0
         # Bumped by every run/unload so a VideoOutput from an earlier run knows it may no longer decode.
         self._generation = 0
+        # Per-request LoRAs (engines/lora.py): loaded once each, switched on and off without reloading the model.
+        self.adapters = AdapterCache()
+        # A diffusers attention backend for the transformers (REELGEN_ATTENTION_BACKEND); None: diffusers' default.
+        self.attention_backend: str | None = None
+        # GPU memory (engines/memory.py), as in WanEngine: policy from settings, placement at load, plan per job.
+        self.memory_policy = MemoryPolicy()
+        self.vae_tile_options: dict[str, Any] = {}
+        self.memory_plan: MemoryPlan | None = None
+        self._placement: MemoryMode = "none"
+        self._footprint: Footprint | None = None
+        self._free_at_load: int | None = None
 
     # -- residency ---------------------------------------------------------------------------------------
 
-    def load(self) -> None:
+    def load(self, placement: MemoryMode | None = None) -> None:
         with self._load_lock:
             if self._pipe is not None:
                 return
             started = time.perf_counter()
-            pipe = self._loader().to(self.device)
+            self._free_at_load = device_free_bytes(self.device)  # before this model's weights arrive
+            pipe = self._loader()
+            self._footprint = measure_footprint(pipe.components)
+            self._placement = placement or placement_for(
+                self.spec,
+                self._footprint,
+                _profile(pipe, self.vae_tile_options),
+                self._free_at_load,
+                self.memory_policy,
+                streams=self.device.startswith("cuda"),
+            )
             pipe.set_progress_bar_config(disable=True)
+            if self._placement != "none":
+                # Offload hooks leave parameters off the device: fit the preview map first, with only the VAE
+                # (small next to the rest, and on the device for decoding anyway) briefly on the device.
+                pipe.vae.to(self.device)
+                self._preview_projection = _fit_preview_projection(pipe, self.decode_timestep)
+                pipe.vae.to("cpu")
+            apply_placement(pipe, self._placement, self.device)
             image_pipe = LTXImageToVideoPipeline(**pipe.components)
             image_pipe.set_progress_bar_config(disable=True)
-            self._preview_projection = _fit_preview_projection(pipe, self.decode_timestep)
+            if self._placement == "none":
+                self._preview_projection = _fit_preview_projection(pipe, self.decode_timestep)
             self._pipe, self._image_pipe = pipe, image_pipe
             self._load_seconds = time.perf_counter() - started
 
@@ -149,6 +197,9 @@ class LTXEngine(Engine):
         pipe, image_pipe = self._pipe, self._image_pipe
         assert pipe is not None and image_pipe is not None
         self._check_request(pipe, request)
+        self._plan_memory(request)  # may reload the pipeline with more offloading
+        pipe, image_pipe = self._pipe, self._image_pipe
+        assert pipe is not None and image_pipe is not None
         params = request.params
         self._generation += 1
         stats: dict[str, float] = {"load_seconds": self._load_seconds}
@@ -186,7 +237,16 @@ class LTXEngine(Engine):
         }
         started = time.perf_counter()
         failed = True
+        # The request's LoRA and speed preset, on for this call only (removed in the finally below). The image
+        # pipeline shares the transformer, so adapters loaded through `pipe` serve both.
+        tuning = ExitStack()
         try:
+            tuning.enter_context(self.adapters.applied(pipe, request.lora))
+            tuning.enter_context(
+                speed_preset(
+                    pipe, self.spec.family, params.preset, params.steps, attention_backend=self.attention_backend
+                )
+            )
             if request.input_image is not None:
                 image = PIL.Image.fromarray(np.ascontiguousarray(request.input_image), mode="RGB")
                 packed = image_pipe(image=image, **common)[0]
@@ -198,6 +258,7 @@ class LTXEngine(Engine):
             traceback.clear_frames(e.__traceback__)
             raise
         finally:
+            tuning.close()
             self._free_memory(collect=failed)
 
         stats["denoise_seconds"] = time.perf_counter() - started
@@ -212,6 +273,29 @@ class LTXEngine(Engine):
             chunks=self._chunks(packed, request, generator, stats, self._generation),
             stats=stats,
         )
+
+    def _plan_memory(self, request: StageRequest) -> None:
+        """Plan this job's memory before any work (DoesNotFit with what would fit), reload with more offloading
+        when the loaded placement would not hold it, and switch VAE tiling on or off for it."""
+        assert self._pipe is not None and self._footprint is not None
+        params = request.params
+        plan, reload = plan_job(
+            self.spec,
+            self._footprint,
+            _profile(self._pipe, self.vae_tile_options),
+            params.size,
+            params.num_frames,
+            loaded=self._placement,
+            free_bytes=self._free_at_load,
+            policy=self.memory_policy,
+            streams=self.device.startswith("cuda"),
+        )
+        if reload:
+            self.unload()
+            self.load(plan.mode)
+        assert self._pipe is not None
+        set_vae_tiling(self._pipe.vae, plan.vae_tiling, **self.vae_tile_options)
+        self.memory_plan = plan
 
     def _check_request(self, pipe: LTXPipeline, request: StageRequest) -> None:
         """Refuse what the pipeline would reject late or silently round (sizes, frame counts)."""
@@ -301,6 +385,19 @@ def _to_uint8_frames(video: torch.Tensor) -> np.ndarray:
     Converted on the device so only bytes cross to the host."""
     x = (video[0].float() / 2 + 0.5).clamp(0, 1)
     return (x * 255).round().to(torch.uint8).permute(1, 2, 3, 0).contiguous().cpu().numpy()
+
+
+def _profile(pipe: LTXPipeline, tile_options: dict[str, Any]) -> ActivationProfile:
+    """Activation costs of this checkpoint (engines/memory.py), from its real configuration and tile size."""
+    config = pipe.transformer.config
+    profile = family_profile(
+        "ltx",
+        spatial=pipe.vae_spatial_compression_ratio,
+        temporal=pipe.vae_temporal_compression_ratio,
+        patch=pipe.transformer_spatial_patch_size,
+        hidden=config.num_attention_heads * config.attention_head_dim,
+    )
+    return with_vae_tiles(profile, pipe.vae, tile_options)
 
 
 def _latent_shape(pipe: LTXPipeline, num_frames: int, height: int, width: int) -> tuple[int, int, int]:

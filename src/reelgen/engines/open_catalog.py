@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from reelgen.domain.models import FrameRule, ModelSpec, Size
+from reelgen.domain.models import Footprint, FrameRule, ModelSpec, Size
 from reelgen.engines.registry import PENDING_FACTORY
 
 if TYPE_CHECKING:
@@ -32,6 +32,25 @@ LTX_FACTORY = "reelgen.engines.ltx:create_engine"
 
 TEXT = ("text",)
 TEXT_IMAGE = ("text", "image")
+
+
+# Stated memory needs before download (engines/memory.py plans with the measured figures once loaded): weights
+# in GB as the worker loads them (transformer and text encoder bf16, parameters x 2 bytes; Wan's VAE float32) and
+# the transformer width. UMT5-XXL encoder (Wan): 5.7B parameters; T5-XXL encoder (LTX, CogVideoX): 4.8B.
+WAN_1_3B_WEIGHTS = Footprint(transformer_gb=2.8, text_encoder_gb=11.4, vae_gb=0.5, hidden=1536)
+WAN_14B_WEIGHTS = Footprint(transformer_gb=28.6, text_encoder_gb=11.4, vae_gb=0.5, hidden=5120)
+# Wan 2.1 I2V: image cross-attention layers on top of the 14B, and a CLIP ViT-H image encoder.
+WAN_I2V_14B_WEIGHTS = Footprint(
+    transformer_gb=32.8, text_encoder_gb=11.4, vae_gb=0.5, hidden=5120, image_encoder_gb=1.3
+)
+WAN_5B_WEIGHTS = Footprint(transformer_gb=10.0, text_encoder_gb=11.4, vae_gb=1.4, hidden=3072)
+# Wan 2.2 A14B: two 14B experts (high noise, low noise); one runs at a time.
+WAN_A14B_WEIGHTS = Footprint(transformer_gb=28.6, text_encoder_gb=11.4, vae_gb=0.5, hidden=5120, experts=2)
+LTX_2B_WEIGHTS = Footprint(transformer_gb=3.8, text_encoder_gb=9.5, vae_gb=0.8, hidden=2048)
+LTX_13B_WEIGHTS = Footprint(transformer_gb=26.0, text_encoder_gb=9.5, vae_gb=0.8, hidden=4096)
+# HunyuanVideo: a LLaVA-Llama-3-8B text encoder plus CLIP-L.
+HUNYUAN_WEIGHTS = Footprint(transformer_gb=25.6, text_encoder_gb=16.3, vae_gb=0.5, hidden=3072)
+COGVIDEOX_WEIGHTS = Footprint(transformer_gb=11.1, text_encoder_gb=9.5, vae_gb=0.4, hidden=3072)
 
 
 def _both(width: int, height: int) -> tuple[Size, Size]:
@@ -64,6 +83,7 @@ WAN21_T2V_1_3B = ModelSpec(
     inputs=TEXT,
     needs_gpu=True,
     owned_by="Wan-AI",
+    footprint=WAN_1_3B_WEIGHTS,
 )
 
 WAN21_T2V_14B = ModelSpec(
@@ -82,6 +102,7 @@ WAN21_T2V_14B = ModelSpec(
     inputs=TEXT,
     needs_gpu=True,
     owned_by="Wan-AI",
+    footprint=WAN_14B_WEIGHTS,
 )
 
 WAN21_I2V_14B_480P = ModelSpec(
@@ -101,6 +122,7 @@ WAN21_I2V_14B_480P = ModelSpec(
     requires_image=True,
     needs_gpu=True,
     owned_by="Wan-AI",
+    footprint=WAN_I2V_14B_WEIGHTS,
 )
 
 WAN21_I2V_14B_720P = ModelSpec(
@@ -120,6 +142,7 @@ WAN21_I2V_14B_720P = ModelSpec(
     requires_image=True,
     needs_gpu=True,
     owned_by="Wan-AI",
+    footprint=WAN_I2V_14B_WEIGHTS,
 )
 
 WAN22_TI2V_5B = ModelSpec(
@@ -142,6 +165,7 @@ WAN22_TI2V_5B = ModelSpec(
     inputs=TEXT_IMAGE,
     needs_gpu=True,
     owned_by="Wan-AI",
+    footprint=WAN_5B_WEIGHTS,
 )
 
 WAN22_T2V_A14B = ModelSpec(
@@ -163,6 +187,7 @@ WAN22_T2V_A14B = ModelSpec(
     inputs=TEXT,
     needs_gpu=True,
     owned_by="Wan-AI",
+    footprint=WAN_A14B_WEIGHTS,
 )
 
 WAN22_I2V_A14B = ModelSpec(
@@ -182,6 +207,7 @@ WAN22_I2V_A14B = ModelSpec(
     requires_image=True,
     needs_gpu=True,
     owned_by="Wan-AI",
+    footprint=WAN_A14B_WEIGHTS,
 )
 
 # -- LTX-Video (Lightricks) -----------------------------------------------------------------------------------
@@ -205,6 +231,7 @@ LTX_VIDEO_0_9_1 = ModelSpec(
     inputs=TEXT_IMAGE,
     needs_gpu=True,
     owned_by="Lightricks",
+    footprint=LTX_2B_WEIGHTS,
 )
 
 LTX_VIDEO_0_9_7_DEV = ModelSpec(
@@ -223,6 +250,7 @@ LTX_VIDEO_0_9_7_DEV = ModelSpec(
     inputs=TEXT_IMAGE,
     needs_gpu=True,
     owned_by="Lightricks",
+    footprint=LTX_13B_WEIGHTS,
 )
 
 LTX_VIDEO_0_9_7_DISTILLED = ModelSpec(
@@ -241,6 +269,7 @@ LTX_VIDEO_0_9_7_DISTILLED = ModelSpec(
     inputs=TEXT_IMAGE,
     needs_gpu=True,
     owned_by="Lightricks",
+    footprint=LTX_13B_WEIGHTS,
 )
 
 # -- HunyuanVideo (Tencent; diffusers weights from hunyuanvideo-community) -----------------------------------
@@ -261,6 +290,7 @@ HUNYUAN_VIDEO = ModelSpec(
     inputs=TEXT,
     needs_gpu=True,
     owned_by="tencent",
+    footprint=HUNYUAN_WEIGHTS,
 )
 
 # -- CogVideoX (THUDM / Zhipu AI) ------------------------------------------------------------------------------
@@ -281,6 +311,7 @@ COGVIDEOX_5B = ModelSpec(
     inputs=TEXT,
     needs_gpu=True,
     owned_by="THUDM",
+    footprint=COGVIDEOX_WEIGHTS,
 )
 
 COGVIDEOX_1_5_5B = ModelSpec(
@@ -299,6 +330,7 @@ COGVIDEOX_1_5_5B = ModelSpec(
     inputs=TEXT,
     needs_gpu=True,
     owned_by="THUDM",
+    footprint=COGVIDEOX_WEIGHTS,
 )
 
 # (spec, factory, options): the registry passes the options to the factory as keyword arguments.

@@ -140,7 +140,9 @@ class Registry:
             raise TypeError(f"factory {reg.factory} returned {type(engine).__name__}, not an Engine")
         return engine
 
-    def availability(self, model_id: str, *, probe_device: bool = False) -> Availability:
+    def availability(
+        self, model_id: str, *, probe_device: bool = False, device_memory: int | None = None
+    ) -> Availability:
         """Can this model run here? Never imports torch unless asked to or already imported.
 
         - Missing packages are found with importlib.util.find_spec (locates, does not import).
@@ -150,6 +152,9 @@ class Registry:
         - For models with a `source` option (Hub repo id or local folder): whether the weights are on disk
           (HF cache lookup, no network); "needs download" names the command that fetches them.
         - Catalog entries without an engine yet (PENDING_FACTORY) are never runnable.
+        - "too large for this GPU" when even the model's smallest job cannot fit with the most frugal memory
+          placement (reelgen.engines.memory), from its stated footprint and the GPU's memory: `device_memory`
+          (bytes, e.g. REELGEN_GPU_MEMORY_GB) or, when torch is probed, the GPU's total; otherwise not checked.
         """
         reg = self.get(model_id)
         if reg.factory == PENDING_FACTORY:
@@ -158,6 +163,13 @@ class Registry:
         if missing:
             return Availability(False, f"needs the Python package(s) {', '.join(missing)}")
         device = self._device_availability(reg.spec, probe_device)
+        if device.runnable and reg.spec.needs_gpu:
+            from reelgen.engines.memory import too_large  # torch-free
+
+            memory = device_memory if device_memory is not None else _gpu_memory(probe_device)
+            reason = too_large(reg.spec, memory) if memory is not None else None
+            if reason is not None:
+                device = Availability(False, reason)
         source = reg.options.get("source")
         if not isinstance(source, str):
             return device
@@ -184,6 +196,17 @@ class Registry:
         if _driver_sees_gpu():
             return Availability(True, "NVIDIA GPU present (not probed with torch in this process)")
         return Availability(False, "needs a CUDA GPU; none found")
+
+
+def _gpu_memory(probe_device: bool) -> int | None:
+    """Total memory of the first CUDA GPU when torch may be asked (never imported just for this)."""
+    if not (probe_device or "torch" in sys.modules):
+        return None
+    import torch
+
+    if not torch.cuda.is_available():
+        return None
+    return int(torch.cuda.get_device_properties(0).total_memory)
 
 
 def _driver_sees_gpu() -> bool:
@@ -249,6 +272,6 @@ def create_engine(model_id: str, device: str | None = None) -> Engine:
     return default_registry().create_engine(model_id, device)
 
 
-def availability(model_id: str, *, probe_device: bool = False) -> Availability:
+def availability(model_id: str, *, probe_device: bool = False, device_memory: int | None = None) -> Availability:
     """Whether `model_id` can run here; see Registry.availability for how it avoids importing torch."""
-    return default_registry().availability(model_id, probe_device=probe_device)
+    return default_registry().availability(model_id, probe_device=probe_device, device_memory=device_memory)

@@ -19,6 +19,7 @@ import threading
 import time
 import traceback
 from collections.abc import Callable, Generator, Iterator, Mapping
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +37,23 @@ from diffusers.utils import deprecation_utils
 from reelgen.domain.errors import InvalidParams
 from reelgen.domain.models import ModelSpec
 from reelgen.engines.base import STAGE_GENERATE, Engine, ProgressSink, StageRequest, VideoOutput
+from reelgen.engines.lora import AdapterCache
+from reelgen.engines.memory import (
+    ActivationProfile,
+    Footprint,
+    MemoryMode,
+    MemoryPlan,
+    MemoryPolicy,
+    apply_placement,
+    device_free_bytes,
+    family_profile,
+    measure_footprint,
+    placement_for,
+    plan_job,
+    set_vae_tiling,
+    with_vae_tiles,
+)
+from reelgen.engines.presets import speed_preset
 from reelgen.engines.previews import fit_rgb_projection, project_to_rgb
 from reelgen.engines.weights import require_weights
 from reelgen.media.resize import upscale_frames
@@ -107,7 +125,8 @@ def create_engine(
     loader = load_wan_i2v_pipeline if image_to_video else load_wan_pipeline
     return WanEngine(
         spec,
-        lambda: loader(source, dtype=torch_dtype, device=device),
+        # Loaded on the CPU: the engine places it on `device` as its memory plan says (whole, or offloaded).
+        lambda: loader(source, dtype=torch_dtype, device="cpu"),
         device,
         torch_dtype,
         max_sequence_length=max_sequence_length,
@@ -159,18 +178,52 @@ class WanEngine(Engine):
         self._load_seconds = 0.0
         # Bumped by every run/unload so a VideoOutput from an earlier run knows it may no longer decode.
         self._generation = 0
+        # Per-request LoRAs (engines/lora.py): loaded once each, switched on and off without reloading the model.
+        self.adapters = AdapterCache()
+        # A diffusers attention backend for the transformers (REELGEN_ATTENTION_BACKEND); None: diffusers' default.
+        self.attention_backend: str | None = None
+        # GPU memory (engines/memory.py): the worker sets the policy from settings; `load` places the weights
+        # (the placement holds for the largest job the model accepts when it can), `run` plans every job first.
+        self.memory_policy = MemoryPolicy()
+        # enable_tiling() keyword arguments (tile sizes); tests set small tiles for tiny VAEs.
+        self.vae_tile_options: dict[str, Any] = {}
+        self.memory_plan: MemoryPlan | None = None
+        self._placement: MemoryMode = "none"
+        self._footprint: Footprint | None = None
+        self._free_at_load: int | None = None
 
     # -- residency ---------------------------------------------------------------------------------------
 
-    def load(self) -> None:
+    def load(self, placement: MemoryMode | None = None) -> None:
         with self._load_lock:
             if self._pipe is not None:
                 return
             started = time.perf_counter()
-            pipe = self._loader().to(self.device)
+            # Measured before this model's weights arrive (the worker unloaded the previous model already).
+            self._free_at_load = device_free_bytes(self.device)
+            pipe = self._loader()
+            self._footprint = measure_footprint(pipe.components)
+            self._placement = placement or placement_for(
+                self.spec,
+                self._footprint,
+                self._profile(pipe),
+                self._free_at_load,
+                self.memory_policy,
+                streams=self.device.startswith("cuda"),
+                upscale=self.upscale,
+            )
             # The sink reports progress; diffusers' tqdm bars would only clutter worker logs.
             pipe.set_progress_bar_config(disable=True)
-            self._preview_projection = _fit_preview_projection(pipe.vae, pipe.vae_scale_factor_spatial)
+            if self._placement != "none":
+                # Offload hooks leave parameters off the device: fit the preview map first, with only the VAE
+                # (small next to the rest, and on the device for decoding anyway) briefly on the device.
+                self._preview_projection = _fit_preview_projection(
+                    pipe.vae.to(self.device), pipe.vae_scale_factor_spatial
+                )
+                pipe.vae.to("cpu")
+            apply_placement(pipe, self._placement, self.device)
+            if self._placement == "none":
+                self._preview_projection = _fit_preview_projection(pipe.vae, pipe.vae_scale_factor_spatial)
             self._image_pipe = _image_mode_of(pipe)
             self._shipped_shift = _flow_shift_of(pipe)
             self._pipe = pipe
@@ -192,6 +245,43 @@ class WanEngine(Engine):
         if self.device.startswith("cuda") and torch.cuda.is_available():
             torch.cuda.empty_cache()
 
+    def _profile(self, pipe: AnyWanPipeline) -> ActivationProfile:
+        """Activation costs of this checkpoint (engines/memory.py), from its real configuration and tile size."""
+        config = pipe.transformer.config
+        profile = family_profile(
+            "wan",
+            spatial=pipe.vae_scale_factor_spatial,
+            temporal=pipe.vae_scale_factor_temporal,
+            patch=config.patch_size[1],
+            hidden=config.num_attention_heads * config.attention_head_dim,
+        )
+        return with_vae_tiles(profile, pipe.vae, self.vae_tile_options)
+
+    def _plan_memory(self, request: StageRequest) -> None:
+        """Plan this job's memory before any work: DoesNotFit (with what would fit) when it cannot run here;
+        a reload with a placement that needs less memory when the loaded one would not hold it; VAE tiling on
+        or off for this job."""
+        assert self._pipe is not None and self._footprint is not None
+        params = request.params
+        plan, reload = plan_job(
+            # The "what fits" list names the spec's sizes: only when they are the sizes generated.
+            self.spec if self.upscale == 1 else None,
+            self._footprint,
+            self._profile(self._pipe),
+            type(params.size)(params.size.width // self.upscale, params.size.height // self.upscale),
+            params.num_frames,
+            loaded=self._placement,
+            free_bytes=self._free_at_load,
+            policy=self.memory_policy,
+            streams=self.device.startswith("cuda"),
+        )
+        if reload:
+            self.unload()
+            self.load(plan.mode)
+        assert self._pipe is not None
+        set_vae_tiling(self._pipe.vae, plan.vae_tiling, **self.vae_tile_options)
+        self.memory_plan = plan
+
     # -- one job -----------------------------------------------------------------------------------------
 
     def run(self, request: StageRequest, sink: ProgressSink) -> VideoOutput:
@@ -200,6 +290,9 @@ class WanEngine(Engine):
         # A TI2V checkpoint given an image runs its image-to-video mode; otherwise the loaded pipeline.
         pipe = self._image_pipe if self._image_pipe is not None and request.input_image is not None else self._pipe
         self._check_request(pipe, request)
+        self._plan_memory(request)  # may reload the pipeline with more offloading
+        pipe = self._image_pipe if self._image_pipe is not None and request.input_image is not None else self._pipe
+        assert pipe is not None
         params = request.params
         _set_flow_shift(pipe, self.flow_shift.get(str(params.size), self._shipped_shift))
         self._generation += 1
@@ -222,7 +315,15 @@ class WanEngine(Engine):
             image_input["image"] = PIL.Image.fromarray(np.ascontiguousarray(request.input_image), mode="RGB")
         started = time.perf_counter()
         failed = True
+        # The request's LoRA and speed preset, on for this call only (removed in the finally below).
+        tuning = ExitStack()
         try:
+            tuning.enter_context(self.adapters.applied(self._pipe, request.lora))
+            tuning.enter_context(
+                speed_preset(
+                    pipe, self.spec.family, params.preset, params.steps, attention_backend=self.attention_backend
+                )
+            )
             latents = pipe(
                 **image_input,
                 prompt=params.prompt,
@@ -247,6 +348,7 @@ class WanEngine(Engine):
             traceback.clear_frames(e.__traceback__)
             raise
         finally:
+            tuning.close()
             self._free_memory(collect=failed)
 
         stats["denoise_seconds"] = time.perf_counter() - started

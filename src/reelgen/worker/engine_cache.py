@@ -1,5 +1,7 @@
 """Keeps the last used engine resident between jobs; switching models unloads the previous one first so two
-big models never share one GPU."""
+big models never share one GPU. Order matters for the memory plan (reelgen.engines.memory): the old engine's
+`unload` frees its device memory (gc + torch.cuda.empty_cache) before the new engine's `load` measures what is
+free and chooses its placement."""
 
 from __future__ import annotations
 

@@ -20,6 +20,7 @@ import numpy as np
 from reelgen.domain.errors import InvalidParams, JobCancelled, ReelgenError, StaleAttempt
 from reelgen.domain.jobs import Artifact, Claim, Job, JobError
 from reelgen.engines.base import StageRequest
+from reelgen.engines.lora import LoraLibrary, LoraWeights
 from reelgen.jobs.quota_store import WorkerDrained
 from reelgen.jobs.store import JobStore
 from reelgen.moderation.base import FrameCheck
@@ -44,6 +45,8 @@ class WorkerConfig:
     idle_wait_seconds: float = 1.0
     progress_interval: float = 0.1
     preview_interval: float = 1.0
+    # REELGEN_LORA_DIR: where the LoRAs jobs name (params.lora) are read from.
+    lora_dir: Path | None = None
 
 
 class Worker:
@@ -150,17 +153,29 @@ class Worker:
             on_step=self.on_step,
         )
         sink.grand_total = params.steps * params.n
+        lora = self._lora(params.lora, params.lora_scale)
         clips = []
         for variation in range(params.n):
             sink.offset = variation * params.steps
             sink.start_stage()
             control.check()
-            output = engine.run(StageRequest(params=params, input_image=input_image, variation=variation), sink)
+            output = engine.run(
+                StageRequest(params=params, input_image=input_image, variation=variation, lora=lora), sink
+            )
             name = "video" if variation == 0 else f"video_{variation}"
             clips.append(encode_clip(output, scratch, name, check=control.check))
             if sink.step_times:
                 clips[-1].stats["mean_step_seconds"] = sum(sink.step_times) / len(sink.step_times)
         return clips
+
+    def _lora(self, name: str | None, scale: float) -> LoraWeights | None:
+        """The job's LoRA file in the LoRA folder; a LoRA removed since the job was accepted fails it for good."""
+        if name is None:
+            return None
+        path = LoraLibrary(self.config.lora_dir).find(name)
+        if path is None:
+            raise InvalidParams(f"no LoRA named {name!r} in this worker's LoRA folder", param="lora")
+        return LoraWeights(name, path, scale)
 
     def _check_frames(self, clips: list[EncodedClip]) -> str | None:
         """The frame-check hook on frames sampled evenly from every variation: the reason to hold the finished

@@ -15,6 +15,7 @@ const fields = {
   steps: $("#steps"),
   guidance_scale: $("#guidance_scale"),
   negative_prompt: $("#negative_prompt"),
+  speed_preset: $("#speed_preset"),
   input_reference: $("#dropzone"),
   n: $("#n-1"),
 };
@@ -257,6 +258,8 @@ function collect() {
     steps: numberOrText(fields.steps.value),
     guidance_scale: numberOrText(fields.guidance_scale.value),
     negative_prompt: fields.negative_prompt.value.trim() || undefined,
+    // The API's speed preset (step caches); the "#preset" select above only picks a step count.
+    preset: fields.speed_preset.value || undefined,
   };
   for (const key of Object.keys(body)) if (body[key] === undefined) delete body[key];
   return body;
@@ -275,6 +278,7 @@ function onlyPromptChanged(body, source) {
     same(body.steps, p.steps) &&
     same(body.guidance_scale, p.guidance_scale) &&
     (body.negative_prompt || "") === (p.negative_prompt || "") &&
+    (body.preset === undefined || body.preset === p.preset) &&
     !image
   );
 }
@@ -363,6 +367,7 @@ async function prefillRemix(id) {
   $("#preset").value = "custom";
   fields.guidance_scale.value = String(p.guidance_scale);
   fields.negative_prompt.value = p.negative_prompt || "";
+  fields.speed_preset.value = p.preset || "";
   fields.prompt.dispatchEvent(new Event("input"));
   const banner = $("#remix-banner");
   banner.replaceChildren(

@@ -47,6 +47,8 @@ function recipeRows(v) {
     ["Seed", String(p.seed)],
     ["Steps", String(p.steps)],
     ["Guidance", String(p.guidance_scale)],
+    ["Speed preset", p.preset || "quality"],
+    ["LoRA", p.lora ? `${p.lora} × ${p.lora_scale}` : "none"],
     ["Size", formatSize(p.size)],
     ["Duration", `${formatSeconds(p.seconds)} (${p.num_frames} frames at ${p.fps} fps)`],
     ["Variations", String(p.n)],
@@ -81,6 +83,8 @@ function recipeJson(v) {
   };
   if (p.negative_prompt) body.negative_prompt = p.negative_prompt;
   if (p.fps !== undefined) body.fps = p.fps;
+  if (p.preset && p.preset !== "quality") body.preset = p.preset;
+  if (p.lora) Object.assign(body, { lora: p.lora, lora_scale: p.lora_scale });
   return JSON.stringify(body, null, 2);
 }
 
