@@ -78,7 +78,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--init-vae",
         type=Path,
-        help="skip VAE training: take this trained VAE folder (a run's `vae/`, or src/reelgen/demo/warmstart/vae)",
+        help="start from this trained VAE folder (a run's `vae/`, or src/reelgen/demo/warmstart/vae) instead of "
+        "the single-frame stage; --vae-steps clip steps still follow (0: none)",
     )
 
     p = sub.add_parser("eval-demo", help="score reelgen-demo on held-out captions with the demo checker")
@@ -256,7 +257,7 @@ def cmd_train_demo(args: argparse.Namespace) -> int:
         steps=args.steps or defaults.steps,
         checkpoint_every=args.checkpoint_every,
         vae_image_steps=defaults.vae_image_steps if args.vae_image_steps is None else args.vae_image_steps,
-        vae_steps=args.vae_steps or defaults.vae_steps,
+        vae_steps=defaults.vae_steps if args.vae_steps is None else args.vae_steps,
         cache_size=args.cache_size or defaults.cache_size,
         batch=args.batch or defaults.batch,
     )

@@ -202,11 +202,12 @@ class Trainer:
         step = 0
         total = cfg.vae_image_steps + cfg.vae_steps
         if self.init_vae is not None and not path.exists():
-            # Stage 1 done elsewhere (a committed warm start, or another run): take its weights and skip it.
+            # A VAE trained elsewhere (a committed warm start, or another run): take its weights instead of the
+            # single-frame stage; the clip stage still runs its `vae_steps` (0 skips it) on top.
             trained = AutoencoderKLWan.from_pretrained(self.init_vae, torch_dtype=torch.float32)
             vae.load_state_dict(trained.state_dict())
-            _save({"step": total, "vae": vae.state_dict(), "opt": opt.state_dict()}, path)
-            self._log({"stage": "vae", "init_from": str(self.init_vae), "step": total})
+            _save({"step": cfg.vae_image_steps, "vae": vae.state_dict(), "opt": opt.state_dict()}, path)
+            self._log({"stage": "vae", "init_from": str(self.init_vae), "step": cfg.vae_image_steps})
         if path.exists():
             state = _load(path)
             vae.load_state_dict(state["vae"])
