@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
 from reelgen.api.errors import APIError
 from reelgen.storage.base import ArtifactStore
+
+if TYPE_CHECKING:
+    from reelgen.api.serving import ContentRef
 
 
 def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
@@ -81,3 +87,19 @@ def file_response(
     # Opening happens here, not in the stream: a key that vanished is a 404, not a broken 200.
     chunks: Iterator[bytes] = artifacts.read_range(key, start, end)
     return StreamingResponse(chunks, status_code=status, media_type=media_type, headers=headers)
+
+
+async def content_response(request: Request, artifacts: ArtifactStore, ref: ContentRef) -> Response:
+    """`file_response` for an asset the service located, honouring the request's Range / If-Range (opening the
+    file is blocking: done in a worker thread)."""
+    return await run_in_threadpool(
+        file_response,
+        artifacts,
+        ref.key,
+        size=ref.size,
+        media_type=ref.media_type,
+        filename=ref.filename,
+        etag=ref.etag,
+        range_header=request.headers.get("range"),
+        if_range=request.headers.get("if-range"),
+    )

@@ -7,11 +7,10 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import Response
-from starlette.concurrency import run_in_threadpool
 
 from reelgen.api.auth import Caller
 from reelgen.api.protocol import ContentVariant, ErrorResponse, VideoList
-from reelgen.api.ranges import file_response
+from reelgen.api.ranges import content_response
 from reelgen.api.reviewing import ReviewService
 
 router = APIRouter(prefix="/v1", tags=["gallery"])
@@ -60,14 +59,4 @@ async def gallery_content(
 ) -> Response:
     reviews = _reviews(request)
     ref = await reviews.gallery_content(video_id, variant)
-    return await run_in_threadpool(
-        file_response,
-        reviews.videos.artifacts,
-        ref.key,
-        size=ref.size,
-        media_type=ref.media_type,
-        filename=ref.filename,
-        etag=ref.etag,
-        range_header=request.headers.get("range"),
-        if_range=request.headers.get("if-range"),
-    )
+    return await content_response(request, reviews.videos.artifacts, ref)

@@ -7,12 +7,11 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Header, Path, Query, Request
 from fastapi.responses import Response, StreamingResponse
-from starlette.concurrency import run_in_threadpool
 
 from reelgen.api.auth import Caller
 from reelgen.api.forms import read_body
 from reelgen.api.protocol import ContentVariant, ErrorResponse, Video, VideoDeleted, VideoList
-from reelgen.api.ranges import file_response
+from reelgen.api.ranges import content_response
 from reelgen.api.reviewing import ReviewService
 from reelgen.api.serving import Rendered, VideoService
 from reelgen.api.sse import KEEPALIVE, parse_last_event_id
@@ -224,17 +223,7 @@ async def download_content(
 ) -> Response:
     service = _service(request)
     ref = await service.content(caller, video_id, variant, variation)
-    return await run_in_threadpool(
-        file_response,
-        service.artifacts,
-        ref.key,
-        size=ref.size,
-        media_type=ref.media_type,
-        filename=ref.filename,
-        etag=ref.etag,
-        range_header=request.headers.get("range"),
-        if_range=request.headers.get("if-range"),
-    )
+    return await content_response(request, service.artifacts, ref)
 
 
 @router.get(
