@@ -34,7 +34,6 @@ from reelgen.domain.errors import Forbidden, ReelgenError, Unauthenticated
 from reelgen.jobs.store import JobStore
 from reelgen.settings import Settings
 
-LOCAL_OWNER = LOCAL.user_id
 PRINCIPAL_SCOPE_KEY = "reelgen.principal"
 CSRF_HEADER = "x-csrf-token"
 UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
@@ -196,10 +195,6 @@ async def current_principal(request: Request) -> Principal:
     return identity.principal
 
 
-async def current_owner(request: Request) -> str:
-    return (await current_principal(request)).user_id
-
-
 def require_role(*roles: Role) -> Callable[[Request], Awaitable[Principal]]:
     """A dependency that answers 403 unless the caller holds one of `roles` (admin always qualifies)."""
     allowed = {*roles, Role.ADMIN}
@@ -214,6 +209,5 @@ def require_role(*roles: Role) -> Callable[[Request], Awaitable[Principal]]:
 
 
 Caller = Annotated[Principal, Depends(current_principal)]
-Owner = Annotated[str, Depends(current_owner)]
 Moderator = Annotated[Principal, Depends(require_role(Role.MODERATOR))]
 Admin = Annotated[Principal, Depends(require_role(Role.ADMIN))]
