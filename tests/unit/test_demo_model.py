@@ -141,3 +141,29 @@ def test_a_new_run_can_start_from_another_runs_trained_vae(tmp_path: Path) -> No
     assert all(torch.equal(a[k], b[k]) for k in a)
     records = [json.loads(line) for line in (tmp_path / "second" / "log.jsonl").read_text().splitlines()]
     assert [r for r in records if r["stage"] == "vae" and "recon" in r] == []  # no VAE step was trained
+
+
+def test_widening_the_latent_keeps_what_the_vae_reconstructs() -> None:
+    from reelgen.demo.model import build_vae, widen_latents
+    from reelgen.demo.train import clips_to_tensor
+    from reelgen.demo.world import render, sample_spec
+
+    torch.manual_seed(0)
+    narrow = build_vae(TINY)
+    # Trained weights are not zero-centred: perturb the initialisation so the test cannot pass by accident.
+    with torch.no_grad():
+        for p in narrow.parameters():
+            p.add_(torch.randn_like(p) * 0.05)
+    wide = build_vae(dataclasses.replace(TINY, z_dim=8))
+    widen_latents(narrow, wide)
+    clip = render(sample_spec(np.random.default_rng(0)), 9, 32, 32, seed=0)
+    x = clips_to_tensor(clip[None])
+    with torch.no_grad():
+        before = narrow.decode(narrow.encode(x).latent_dist.mode()).sample
+        posterior = wide.encode(x).latent_dist
+        after = wide.decode(posterior.mode()).sample
+    assert posterior.mean.shape[1] == 8
+    assert torch.allclose(before, after, atol=1e-5)
+    assert float(posterior.logvar[:, 4:].max()) < -6  # the new channels start almost deterministic
+    with pytest.raises(ValueError, match="narrow"):
+        widen_latents(wide, build_vae(TINY))

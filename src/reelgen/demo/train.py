@@ -50,6 +50,7 @@ from reelgen.demo.model import (
     encode_prompts,
     normalize_latents,
     set_latent_stats,
+    widen_latents,
 )
 from reelgen.demo.world import ObjectSpec, SceneSpec, background_image, render, sample_spec
 
@@ -205,7 +206,7 @@ class Trainer:
             # A VAE trained elsewhere (a committed warm start, or another run): take its weights instead of the
             # single-frame stage; the clip stage still runs its `vae_steps` (0 skips it) on top.
             trained = AutoencoderKLWan.from_pretrained(self.init_vae, torch_dtype=torch.float32)
-            vae.load_state_dict(trained.state_dict())
+            widen_latents(trained, vae)
             _save({"step": cfg.vae_image_steps, "vae": vae.state_dict(), "opt": opt.state_dict()}, path)
             self._log({"stage": "vae", "init_from": str(self.init_vae), "step": cfg.vae_image_steps})
         if path.exists():
