@@ -70,6 +70,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--vae-image-steps", type=int, help="VAE steps on single frames (new runs only; default 3000)")
     p.add_argument("--vae-steps", type=int, help="VAE steps on whole clips, after those (new runs only; default 600)")
+    p.add_argument(
+        "--vae-lr", type=float, help="VAE peak learning rate (new runs only; default 5e-4; lower to fine-tune a warm start)"
+    )
     p.add_argument("--cache-size", type=int, help="training clips encoded for the transformer (new runs only)")
     p.add_argument("--batch", type=int, help="transformer batch size (new runs only; default 16)")
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1: shared machines)")
@@ -258,6 +261,7 @@ def cmd_train_demo(args: argparse.Namespace) -> int:
         checkpoint_every=args.checkpoint_every,
         vae_image_steps=defaults.vae_image_steps if args.vae_image_steps is None else args.vae_image_steps,
         vae_steps=defaults.vae_steps if args.vae_steps is None else args.vae_steps,
+        vae_lr=args.vae_lr or defaults.vae_lr,
         cache_size=args.cache_size or defaults.cache_size,
         batch=args.batch or defaults.batch,
     )

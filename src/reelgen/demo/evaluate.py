@@ -21,6 +21,7 @@ from reelgen.demo.captions import caption
 from reelgen.demo.checker import check
 from reelgen.demo.model import MAX_SEQUENCE_LENGTH, NUM_FRAMES, SIZE, UPSCALE
 from reelgen.demo.world import SceneSpec, sample_spec
+from reelgen.engines.wan import pipeline_num_frames
 from reelgen.media.resize import upscale_frames
 
 ATTRIBUTES = ("colour", "shape", "motion", "background")
@@ -59,7 +60,7 @@ def generate(
         prompt=prompt,
         height=SIZE,
         width=SIZE,
-        num_frames=NUM_FRAMES,
+        num_frames=pipeline_num_frames(pipe, NUM_FRAMES),
         num_inference_steps=steps,
         guidance_scale=guidance,
         generator=torch.Generator(device="cpu").manual_seed(seed),

@@ -6,8 +6,8 @@ Every component is the real diffusers / transformers class, so the trained model
 - tokenizer: a word-level ``PreTrainedTokenizerFast`` over ``demo.captions.VOCABULARY`` (<pad>=0, </s>=1,
   <unk>=2 as in UMT5), splitting text the way ``captions.tokenize`` does;
 - text encoder: a 2-layer ``UMT5EncoderModel``, trained jointly with the transformer;
-- VAE: ``AutoencoderKLWan`` (4x time, 4x space, 16 latent channels), trained on rendered clips;
-- transformer: ``WanTransformer3DModel`` with 1x4x4 patches: a 17-frame 64x64 clip is 5x4x4 = 80 tokens;
+- VAE: ``AutoencoderKLWan`` (4x space, no time compression, 16 latent channels), trained on rendered clips;
+- transformer: ``WanTransformer3DModel`` with 1x4x4 patches: a 17-frame 64x64 clip is 17x4x4 = 272 tokens;
 - scheduler: ``UniPCMultistepScheduler`` with flow sigmas and shift 3, the one the Wan 2.1 checkpoints ship.
 
 This module only builds and assembles components; ``demo.train`` trains them and ``demo.evaluate`` scores them.
@@ -55,11 +55,12 @@ class ModelConfig:
     text_heads: int = 4
     vae_base_dim: int = 16
     vae_dim_mult: tuple[int, ...] = (1, 2, 2)
-    # One entry per downsample: every stage halves height and width, the True ones also halve time.
-    vae_temporal: tuple[bool, ...] = (True, True)
-    # 48 latent channels, as Wan 2.2's high-compression VAE: with 16, four frames of a moving shape squeezed
-    # into one latent frame came back soft and the checker read the right shape only 30% of the time.
-    z_dim: int = 48
+    # One entry per downsample: every stage halves height and width, the True ones also halve time. None: a
+    # latent frame per frame. With 4x time compression four frames of a moving shape squeezed into one 16-channel
+    # latent frame came back soft (the checker read the right shape 30% of the time), while single frames came
+    # back sharp; the transformer pays with 17 latent frames instead of 5 (benchmarks/README.md).
+    vae_temporal: tuple[bool, ...] = (False, False)
+    z_dim: int = 16
     patch: tuple[int, int, int] = (1, 4, 4)
     heads: int = 4
     head_dim: int = 32
@@ -101,7 +102,7 @@ def build_text_encoder(config: ModelConfig, vocab_size: int) -> UMT5EncoderModel
 
 
 def build_vae(config: ModelConfig) -> AutoencoderKLWan:
-    # Two downsamples, both also in time: 4x space, 4x time (17 frames -> 5 latent frames).
+    # Two spatial downsamples (4x space); time is compressed only where config.vae_temporal says so.
     return AutoencoderKLWan(
         base_dim=config.vae_base_dim,
         z_dim=config.z_dim,
@@ -159,9 +160,11 @@ def build_pipeline(config: ModelConfig | None = None, seed: int = 0) -> WanPipel
 
 
 def widen_latents(trained: AutoencoderKLWan, wide: AutoencoderKLWan) -> None:
-    """Load ``trained`` into ``wide``, a VAE with the same layers but more latent channels, keeping its function.
+    """Load ``trained`` into ``wide``, a VAE with the same layers but as many or more latent channels.
 
-    The old channels keep their weights; the new ones start as fresh encoder outputs with a tiny posterior
+    Layers ``wide`` lacks are left out: the time convolutions of stages that compress time in ``trained`` and not
+    in ``wide`` (its single-frame path, which the first frame of every clip takes, carries over unchanged). The old
+    latent channels keep their weights; the new ones start as fresh encoder outputs with a tiny posterior
     variance that the decoder ignores (zero input weights), so the widened VAE reconstructs exactly as the
     trained one did and training adds detail through the new channels from there.
     """
@@ -171,10 +174,7 @@ def widen_latents(trained: AutoencoderKLWan, wide: AutoencoderKLWan) -> None:
     src = trained.state_dict()
     state = wide.state_dict()
     for name, value in src.items():
-        if name not in state:
-            raise ValueError(f"trained VAE has a layer the new one lacks: {name}")
-        target = state[name]
-        if target.shape == value.shape:
+        if name in state and state[name].shape == value.shape:
             state[name] = value.clone()
     # Encoder output and quant_conv: channels [mu (z) | logvar (z)].
     with torch.no_grad():

@@ -85,6 +85,15 @@ def resolve_dtype(dtype: str | torch.dtype | None, device: str) -> torch.dtype:
     return resolved
 
 
+def pipeline_num_frames(pipe: Any, num_frames: int) -> int:
+    """The ``num_frames`` to pass WanPipeline for a clip of ``num_frames`` frames.
+
+    The pipeline "rounds" any count with ``num_frames % temporal != 1`` to ``k * temporal + 1``; a VAE without time
+    compression (temporal 1, as reelgen-demo's) fails that test for every count and would get one frame more.
+    """
+    return num_frames - 1 if pipe.vae_scale_factor_temporal == 1 else num_frames
+
+
 def load_wan_pipeline(source: str | Path, *, dtype: torch.dtype, device: str) -> WanPipeline:
     """Load a Wan pipeline from a Hub repo id or a local folder in diffusers layout (model_index.json).
 
@@ -330,7 +339,7 @@ class WanEngine(Engine):
                 negative_prompt=params.negative_prompt or None,
                 height=params.size.height // self.upscale,
                 width=params.size.width // self.upscale,
-                num_frames=params.num_frames,
+                num_frames=pipeline_num_frames(pipe, params.num_frames),
                 num_inference_steps=params.steps,
                 guidance_scale=params.guidance_scale,
                 # Noise drawn on the CPU: the same seed gives the same video on any device.
