@@ -71,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--vae-image-steps", type=int, help="VAE steps on single frames (new runs only; default 3000)")
     p.add_argument("--vae-steps", type=int, help="VAE steps on whole clips, after those (new runs only; default 600)")
     p.add_argument(
-        "--vae-lr", type=float, help="VAE peak learning rate (new runs only; default 5e-4; lower to fine-tune a warm start)"
+        "--vae-lr", type=float, help="VAE peak learning rate (new runs only; default 5e-4; lower to fine-tune)"
     )
     p.add_argument("--cache-size", type=int, help="training clips encoded for the transformer (new runs only)")
     p.add_argument("--batch", type=int, help="transformer batch size (new runs only; default 16)")
