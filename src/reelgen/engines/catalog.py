@@ -7,6 +7,7 @@ dotted path of a factory that only a worker ever imports.
 
 from __future__ import annotations
 
+import json
 from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -64,12 +65,23 @@ TINY_RANDOM_WAN = ModelSpec(
 DEMO_WEIGHTS = Path(__file__).resolve().parent.parent / "demo" / "weights"
 
 
+def demo_vocabulary() -> tuple[str, ...]:
+    """The words reelgen-demo knows: its tokenizer's vocabulary (a JSON file in the shipped weights), so the HTTP
+    process can list them without importing reelgen.demo (numpy, Pillow). From the code when no weights are here."""
+    try:
+        data = json.loads((DEMO_WEIGHTS / "tokenizer" / "tokenizer.json").read_text())
+    except FileNotFoundError:
+        from reelgen.demo.captions import VOCABULARY
+
+        return VOCABULARY
+    special = {token["content"] for token in data.get("added_tokens", [])}
+    vocab: dict[str, int] = data["model"]["vocab"]
+    return tuple(word for word, _ in sorted(vocab.items(), key=lambda kv: kv[1]) if word not in special)
+
+
 @cache
 def demo_spec() -> ModelSpec:
-    """The `reelgen-demo` spec. Built on first use: its vocabulary comes from reelgen.demo, which needs numpy,
-    and the HTTP process should not pay for that import unless the demo weights are actually installed."""
-    from reelgen.demo.captions import VOCABULARY
-
+    """The `reelgen-demo` spec, built on first use (it reads the vocabulary from the weights' tokenizer)."""
     return ModelSpec(
         id="reelgen-demo",
         family="wan",
@@ -88,7 +100,7 @@ def demo_spec() -> ModelSpec:
         default_steps=20,
         max_steps=50,
         default_guidance=4.0,
-        vocabulary=VOCABULARY,
+        vocabulary=demo_vocabulary(),
     )
 
 

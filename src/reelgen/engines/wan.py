@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import gc
 import inspect
+import logging
 import threading
 import time
 import traceback
@@ -83,6 +84,17 @@ def resolve_dtype(dtype: str | torch.dtype | None, device: str) -> torch.dtype:
     if not isinstance(resolved, torch.dtype):
         raise ValueError(f"unknown torch dtype {dtype!r}")
     return resolved
+
+
+class _DeliberateFrameCount(logging.Filter):
+    """Drops WanPipeline's 'rounding' warning for temporal factor 1: pipeline_num_frames asks for one frame fewer
+    on purpose, and the warning would tell every user of reelgen-demo about a rounding that does not happen."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "has to be divisible by 1." not in record.getMessage()
+
+
+logging.getLogger("diffusers.pipelines.wan.pipeline_wan").addFilter(_DeliberateFrameCount())
 
 
 def pipeline_num_frames(pipe: Any, num_frames: int) -> int:
