@@ -167,3 +167,19 @@ def test_widening_the_latent_keeps_what_the_vae_reconstructs() -> None:
     assert float(posterior.logvar[:, 4:].max()) < -6  # the new channels start almost deterministic
     with pytest.raises(ValueError, match="narrow"):
         widen_latents(wide, build_vae(TINY))
+
+
+def test_latent_object_mask_follows_the_object_at_latent_resolution() -> None:
+    from reelgen.demo.train import latent_mask
+
+    mask = np.zeros((9, 16, 16), dtype=bool)
+    mask[0, 0:2, 0:2] = True  # frame 0: top-left corner
+    mask[5, 8:10, 12:14] = True  # frame 5: in the second group of four frames
+    per_frame = latent_mask(mask, spatial=4, temporal=1)
+    assert per_frame.shape == (9, 4, 4)
+    assert per_frame[0, :2, :2].all() and per_frame[0].sum() == 4  # the block and its grown neighbours
+    assert per_frame[5, 1:4, 2:4].all() and per_frame[5].sum() == 6
+    assert not per_frame[[1, 2, 3, 4, 6, 7, 8]].any()
+    grouped = latent_mask(mask, spatial=4, temporal=4)
+    assert grouped.shape == (3, 4, 4)
+    assert grouped[2].sum() == 6 and not grouped[1].any()
