@@ -99,6 +99,9 @@ def main(argv: list[str] | None = None) -> int:
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    from reelgen.engines.registry import configure_models  # torch-free
+
+    configure_models(Settings().model_dir)
     try:
         commands = {
             "generate": cmd_generate,

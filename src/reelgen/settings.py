@@ -78,6 +78,10 @@ class Settings(BaseSettings):
     """Speed preset of requests that name none: `quality` (exact math), `balanced` or `fast` (diffusers step
     caches; jobs of 8 steps or fewer always run exact)."""
 
+    model_dir: Path | None = None
+    """Folder of local model copies: `<model_dir>/<model id>/` (a diffusers pipeline folder, e.g. from
+    `hf download <repo> --local-dir <model_dir>/<model id>`) is loaded instead of the model's Hugging Face repo."""
+
     lora_dir: Path | None = None
     """Folder of LoRA adapters requests may name (`lora`): `<name>.safetensors` files or `<name>/` folders with
     one safetensors file. Unset: requests naming a LoRA are refused."""

@@ -158,6 +158,24 @@ def test_availability_combines_device_and_weights(hf_cache: Path) -> None:
     assert not reg.availability(spec.id).runnable
 
 
+def test_model_dir_folders_replace_hub_repos(hf_cache: Path, tmp_path: Path) -> None:
+    spec = registry.get_spec("wan2.1-t2v-1.3b")
+    other = registry.get_spec("wan2.1-t2v-14b")
+    reg = Registry()
+    reg.register(spec, "reelgen.engines.wan:create_engine", options={"source": REPO, "flow_shift": {}})
+    reg.register(other, "reelgen.engines.wan:create_engine", options={"source": "Wan-AI/Wan2.1-T2V-14B-Diffusers"})
+    models = tmp_path / "models"
+    (models / spec.id).mkdir(parents=True)
+    (models / other.id).mkdir()  # no model_index.json: not a pipeline folder, so the repo stays
+    assert reg.use_local_folders(models) == []
+    (models / spec.id / "model_index.json").write_text("{}")
+    assert reg.use_local_folders(models) == [spec.id]
+    assert reg.get(spec.id).options == {"source": str(models / spec.id), "flow_shift": {}}
+    assert "download" not in reg.availability(spec.id).reason  # the folder has the weights
+    assert reg.get(other.id).options["source"] == "Wan-AI/Wan2.1-T2V-14B-Diffusers"
+    assert "hf download" in reg.availability(other.id).reason
+
+
 # -- offline-honest loading -----------------------------------------------------------------------------------
 
 

@@ -25,7 +25,7 @@ from reelgen.api.protocol import openapi_components
 from reelgen.api.reviewing import ReviewService
 from reelgen.api.routes import admin_queue, admin_users, gallery, health, models, reviews, videos
 from reelgen.api.serving import VideoService
-from reelgen.engines.registry import Registry
+from reelgen.engines.registry import Registry, configure_models
 from reelgen.jobs.store import JobStore
 from reelgen.settings import Settings
 from reelgen.storage.base import ArtifactStore
@@ -46,6 +46,8 @@ def create_app(
     """Build the app. `trusted_hosts`: Host header names to serve (None: any), see api/middleware.py."""
     from reelgen.runtime import open_artifacts_from, open_job_store_from
 
+    if registry is None:
+        configure_models(settings.model_dir)
     owns_store = store is None
     job_store = store if store is not None else open_job_store_from(settings)
     service = VideoService(

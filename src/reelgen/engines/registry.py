@@ -28,8 +28,9 @@ import os
 import sys
 import threading
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from importlib.metadata import entry_points
+from pathlib import Path
 from typing import Any, Protocol
 
 from reelgen.domain.errors import InvalidParams
@@ -105,6 +106,17 @@ class Registry:
         if spec.id in self._entries and not replace:
             raise ValueError(f"model {spec.id!r} is already registered (pass replace=True to override it)")
         self._entries[spec.id] = Registration(spec, factory, tuple(requires), dict(options or {}))
+
+    def use_local_folders(self, model_dir: Path) -> list[str]:
+        """Load models from ``model_dir/<model id>/`` (a diffusers pipeline folder with model_index.json) where
+        such a folder exists, instead of their Hugging Face repo. Returns the ids that now load locally."""
+        switched = []
+        for model_id, reg in list(self._entries.items()):
+            folder = Path(model_dir).expanduser() / model_id
+            if isinstance(reg.options.get("source"), str) and (folder / "model_index.json").is_file():
+                self._entries[model_id] = replace(reg, options={**reg.options, "source": str(folder)})
+                switched.append(model_id)
+        return switched
 
     def run_hook(self, hook: ModelHook, name: str | None = None) -> None:
         """Let a hook register its models. A broken plugin is logged and skipped, never fatal: one bad
@@ -244,6 +256,13 @@ def default_registry() -> Registry:
                 registry.run_hook(hook, name)
             _default = registry
         return _default
+
+
+def configure_models(model_dir: Path | None) -> None:
+    """Apply the deployment's model settings (REELGEN_MODEL_DIR) to the shared registry; entry points call it."""
+    if model_dir is not None:
+        for model_id in default_registry().use_local_folders(model_dir):
+            log.info("model %s loads from %s", model_id, Path(model_dir) / model_id)
 
 
 def register(
