@@ -85,6 +85,13 @@ def main(argv: list[str] | None = None) -> int:
         "the single-frame stage; --vae-steps clip steps still follow (0: none)",
     )
 
+    p.add_argument(
+        "--init-transformer",
+        type=Path,
+        help="start the transformer and text encoder from this exported pipeline (e.g. src/reelgen/demo/weights); "
+        "use it with the VAE it was trained on (--init-vae of its own vae/ folder, --vae-steps 0)",
+    )
+
     p = sub.add_parser("eval-demo", help="score reelgen-demo on held-out captions with the demo checker")
     p.add_argument("--n", type=int, default=100, help="number of held-out clips")
     p.add_argument("--weights", type=Path, help="pipeline folder (default: the packaged weights)")
@@ -269,7 +276,14 @@ def cmd_train_demo(args: argparse.Namespace) -> int:
         batch=args.batch or defaults.batch,
     )
     try:
-        trainer = Trainer(run_dir, config, resume=args.resume, export=args.export, init_vae=args.init_vae)
+        trainer = Trainer(
+            run_dir,
+            config,
+            resume=args.resume,
+            export=args.export,
+            init_vae=args.init_vae,
+            init_transformer=args.init_transformer,
+        )
     except FileExistsError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -183,3 +183,19 @@ def test_latent_object_mask_follows_the_object_at_latent_resolution() -> None:
     grouped = latent_mask(mask, spatial=4, temporal=4)
     assert grouped.shape == (3, 4, 4)
     assert grouped[2].sum() == 6 and not grouped[1].any()
+
+
+def test_a_run_can_continue_the_transformer_of_an_exported_pipeline(tmp_path: Path) -> None:
+    quiet = {"progress": lambda _: None}
+    first = Trainer(tmp_path / "first", tiny_train_config(steps=2), **quiet)
+    first.run()
+    exported = tmp_path / "first" / "pipeline"
+    config = dataclasses.replace(tiny_train_config(steps=0), vae_image_steps=0, vae_steps=0)
+    second = Trainer(tmp_path / "second", config, init_vae=exported / "vae", init_transformer=exported, **quiet)
+    second.train_transformer(second.build_cache())  # zero steps: only the weights are taken over
+    saved = load_wan_pipeline(exported, dtype=torch.float32, device="cpu")
+    for name in ("transformer", "text_encoder"):
+        a, b = getattr(saved, name).state_dict(), getattr(second.pipe, name).state_dict()
+        assert all(torch.equal(a[k], b[k]) for k in a), name
+    records = [json.loads(line) for line in (tmp_path / "second" / "log.jsonl").read_text().splitlines()]
+    assert any(r["stage"] == "transformer" and r.get("init_from") == str(exported) for r in records)

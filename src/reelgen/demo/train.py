@@ -13,7 +13,9 @@ Stages, each resumable from the run folder (``--resume``):
 3. **Transformer + text encoder** (``state.pt``): rectified flow matching as Wan trains it: ``x_t = (1 - s) x0 +
    s eps``, the transformer predicts ``eps - x0`` at timestep ``1000 s``, with ``s`` drawn uniformly and shifted by
    the scheduler's shift (3). A fresh random caption per sample and step (templates and synonyms), replaced by
-   the empty prompt 10% of the time so classifier-free guidance works. An EMA of the weights is what gets exported.
+   the empty prompt 10% of the time so classifier-free guidance works. The squared error counts ``1 +
+   object_weight`` on latent positions the object covers (re-rendered masks, grown by one latent pixel), 1
+   elsewhere. An EMA of the weights is what gets exported.
 
 Every batch is a pure function of (seed, step), so a resumed run sees exactly the batches an uninterrupted
 one would. Checkpoints hold the step counter, weights, EMA and optimizer; each checkpoint also exports the EMA
@@ -38,7 +40,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from diffusers.models.autoencoders.autoencoder_kl_wan import AutoencoderKLWan
+from diffusers.models.transformers.transformer_wan import WanTransformer3DModel
 from diffusers.pipelines.wan.pipeline_wan import WanPipeline
+from transformers import UMT5EncoderModel
 
 from reelgen.demo.captions import caption
 from reelgen.demo.model import (
@@ -186,11 +190,13 @@ class Trainer:
         resume: bool = False,
         export: Path | None = None,
         init_vae: Path | None = None,
+        init_transformer: Path | None = None,
         progress: Callable[[str], None] = print,
     ) -> None:
         self.run_dir = Path(run_dir)
         self.export = export
         self.init_vae = init_vae
+        self.init_transformer = init_transformer
         self.progress = progress
         config_path = self.run_dir / "train_config.json"
         if config_path.exists():
@@ -332,9 +338,20 @@ class Trainer:
         x0_all = normalize_latents(pipe.vae, cache["latents"].float())
         specs = [spec_from_json(s) for s in cache["specs"]]
         modules = torch.nn.ModuleDict({"transformer": pipe.transformer, "text_encoder": pipe.text_encoder})
+        path = self.run_dir / "state.pt"
+        if self.init_transformer is not None and not path.exists():
+            # Continue from an exported pipeline (e.g. the shipped weights; its EMA weights, a fresh optimizer).
+            # Only meaningful with the VAE those weights were trained on: the latents must be the same.
+            folder = Path(self.init_transformer)
+            pipe.transformer.load_state_dict(
+                WanTransformer3DModel.from_pretrained(folder / "transformer", torch_dtype=torch.float32).state_dict()
+            )
+            pipe.text_encoder.load_state_dict(
+                UMT5EncoderModel.from_pretrained(folder / "text_encoder", torch_dtype=torch.float32).state_dict()
+            )
+            self._log({"stage": "transformer", "init_from": str(folder)})
         ema = copy.deepcopy(modules).requires_grad_(False)
         opt = torch.optim.AdamW(modules.parameters(), lr=cfg.lr, betas=(0.9, 0.99), weight_decay=0.01)
-        path = self.run_dir / "state.pt"
         step = 0
         if path.exists():
             state = _load(path)
