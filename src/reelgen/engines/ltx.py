@@ -32,6 +32,7 @@ from diffusers.utils.torch_utils import randn_tensor
 
 from reelgen.domain.errors import InvalidParams
 from reelgen.domain.models import ModelSpec
+from reelgen.engines.alignment import align_weights
 from reelgen.engines.base import STAGE_GENERATE, Engine, ProgressSink, StageRequest, VideoOutput
 from reelgen.engines.lora import AdapterCache
 from reelgen.engines.memory import (
@@ -67,7 +68,7 @@ def load_ltx_pipeline(source: str | Path, *, dtype: torch.dtype, device: str) ->
     (LTXPipeline, LTXConditionPipeline): they share the same five components. Honours HF_HUB_OFFLINE.
     """
     pipe = LTXPipeline.from_pretrained(source, **{_DTYPE_KWARG: dtype})
-    return pipe.to(device)
+    return align_weights(pipe.to(device))
 
 
 def create_engine(

@@ -37,6 +37,7 @@ from diffusers.utils import deprecation_utils
 
 from reelgen.domain.errors import InvalidParams
 from reelgen.domain.models import ModelSpec
+from reelgen.engines.alignment import align_weights
 from reelgen.engines.base import STAGE_GENERATE, Engine, ProgressSink, StageRequest, VideoOutput
 from reelgen.engines.lora import AdapterCache
 from reelgen.engines.memory import (
@@ -114,7 +115,7 @@ def load_wan_pipeline(source: str | Path, *, dtype: torch.dtype, device: str) ->
     """
     vae = AutoencoderKLWan.from_pretrained(source, subfolder="vae", **{_DTYPE_KWARG: torch.float32})
     pipe = WanPipeline.from_pretrained(source, vae=vae, **{_DTYPE_KWARG: dtype})
-    return pipe.to(device)
+    return align_weights(pipe.to(device))
 
 
 def load_wan_i2v_pipeline(source: str | Path, *, dtype: torch.dtype, device: str) -> WanImageToVideoPipeline:
@@ -122,7 +123,7 @@ def load_wan_i2v_pipeline(source: str | Path, *, dtype: torch.dtype, device: str
     A14B without one): the same float32 VAE, loaded as WanImageToVideoPipeline."""
     vae = AutoencoderKLWan.from_pretrained(source, subfolder="vae", **{_DTYPE_KWARG: torch.float32})
     pipe = WanImageToVideoPipeline.from_pretrained(source, vae=vae, **{_DTYPE_KWARG: dtype})
-    return pipe.to(device)
+    return align_weights(pipe.to(device))
 
 
 def create_engine(
