@@ -92,8 +92,8 @@ def test_entry_point_plugins_join_the_default_registry(monkeypatch: pytest.Monke
     monkeypatch.setattr(registry, "entry_points", lambda group: [fake] if group == "reelgen.models" else [])
     monkeypatch.setattr(registry, "_default", None)
     ids = [s.id for s in registry.list_specs()]
-    assert ids[0] == "tiny-random-wan"  # built-ins first
-    assert "from-entry-point" in ids
+    assert ids[:2] == ["reelgen-demo", "tiny-random-wan"]  # built-ins first, the default model at the top
+    assert ids[-1] == "from-entry-point"
 
 
 def test_create_engine_imports_the_factory_lazily_and_checks_its_result(

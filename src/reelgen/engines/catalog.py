@@ -111,9 +111,9 @@ def __getattr__(name: str) -> ModelSpec:
 
 
 def register_builtin_models(register: RegisterFn) -> None:
-    register(TINY_RANDOM_WAN, "reelgen.engines.tiny_wan:create_engine")
-    # Only once trained weights are in the package (a source checkout before the first export has none).
+    # The default model first (lists show it at the top); only once trained weights are in the package.
     if (DEMO_WEIGHTS / "model_index.json").is_file():
         register(demo_spec(), "reelgen.engines.demo:create_engine")
+    register(TINY_RANDOM_WAN, "reelgen.engines.tiny_wan:create_engine")
     # The open-weights families (Wan, LTX-Video, HunyuanVideo, CogVideoX); their specs live in open_catalog.
     register_open_models(register)
