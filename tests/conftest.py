@@ -12,6 +12,10 @@ import pytest
 from reelgen.domain import GenerationParams, Size
 from reelgen.jobs import JobStore, QueuePolicy, open_job_store
 
+# Tests that name no model (and the servers and workers they start, which inherit this) run the tiny random
+# model, whose sizes and speed they are written for; test_demo_model_quality checks the real default.
+os.environ.setdefault("REELGEN_DEFAULT_MODEL", "tiny-random-wan")
+
 POSTGRES_URL = os.environ.get("REELGEN_TEST_POSTGRES_URL")
 REQUIRE_POSTGRES = os.environ.get("REELGEN_REQUIRE_POSTGRES") == "1"
 

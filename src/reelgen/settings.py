@@ -28,8 +28,8 @@ class Settings(BaseSettings):
     s3_endpoint_url: str | None = None
     """Endpoint of an S3-compatible server (MinIO, R2, …); credentials come from the usual AWS variables."""
 
-    default_model: str = "tiny-random-wan"
-    """Model used when a request names none."""
+    default_model: str = "reelgen-demo"
+    """Model used when a request names none: the shipped demo model, which runs on any CPU."""
 
     job_lease_seconds: float = 60.0
     """How long a silent worker keeps a job before it is requeued with attempt+1."""

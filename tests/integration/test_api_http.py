@@ -436,8 +436,11 @@ def test_the_http_process_never_imports_torch(tmp_path: Path) -> None:
         from reelgen.api.app import create_app
         from reelgen.settings import Settings
         with TestClient(create_app(Settings())) as c:
-            assert c.post("/v1/videos", json={"prompt": "x", "size": "64x64"}).status_code == 200
-            assert c.get("/v1/models").json()["data"][0]["runnable"]
+            tiny = {"prompt": "x", "model": "tiny-random-wan", "size": "64x64"}
+            assert c.post("/v1/videos", json=tiny).status_code == 200
+            assert c.post("/v1/videos", json={"prompt": "a red ball rolls to the left"}).status_code == 200
+            models = {m["id"]: m for m in c.get("/v1/models").json()["data"]}
+            assert models["tiny-random-wan"]["runnable"] and "star" in models["reelgen-demo"]["vocabulary"]
             assert c.get("/openapi.json").status_code == 200
         heavy = sorted(m for m in ("torch", "diffusers", "transformers", "av", "numpy") if m in sys.modules)
         assert not heavy, heavy
