@@ -146,8 +146,8 @@ def latent_mask(mask: np.ndarray, spatial: int, temporal: int) -> np.ndarray:
     when any pixel it encodes is on the object (the first frame alone, then groups of ``temporal`` frames)."""
     t, h, w = mask.shape
     groups = [mask[:1]] + [mask[i : i + temporal] for i in range(1, t, temporal)]
-    m = np.stack([g.any(axis=0) for g in groups])
-    m = m.reshape(len(groups), h // spatial, spatial, w // spatial, spatial).any(axis=(2, 4))
+    frames = np.stack([g.any(axis=0) for g in groups])
+    m = np.asarray(frames.reshape(len(groups), h // spatial, spatial, w // spatial, spatial).any(axis=(2, 4)))
     grown = m.copy()
     grown[:, 1:] |= m[:, :-1]
     grown[:, :-1] |= m[:, 1:]
