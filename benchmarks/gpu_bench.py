@@ -159,11 +159,11 @@ def build_ltx_2b(tiny: bool, dtype: torch.dtype) -> Any:
     from diffusers.pipelines.ltx.pipeline_ltx import LTXPipeline
     from diffusers.schedulers.scheduling_flow_match_euler_discrete import FlowMatchEulerDiscreteScheduler
 
-    tokenizer = _build_tokenizer()
     if tiny:
         from reelgen.engines.tiny_ltx import build_tiny_ltx_pipeline
 
         return build_tiny_ltx_pipeline()
+    tokenizer = _build_tokenizer()
     # LTX-Video 0.9.1: the transformer's defaults are the 2B architecture and the VAE's are 0.9.0's, to which
     # 0.9.1 adds timestep conditioning and noise injection in the decoder's upper blocks.
     vae = AutoencoderKLLTXVideo(timestep_conditioning=True, decoder_inject_noise=(True, True, True, False, False))
