@@ -1,0 +1,313 @@
+"""What every diffusers family engine shares: residency, the GPU memory plan, and one reported denoising call.
+
+A family module (wan.py, ltx.py, cogvideox.py, hunyuan.py) subclasses `DiffusersEngine` and writes only what
+differs between families: how its activation costs scale (`_profile`), how its latent->RGB preview map is
+fitted (`_fit_preview`), what its pipeline would reject or silently round (`_check_request`), and `run`: which
+pipeline to call with which arguments and how its latents are decoded. `run` hands the pipeline call to
+`_denoise`, which reports every step to the sink with step times, applies the request's LoRA and speed preset
+for that call only, and frees memory on the way out, also when the job fails or is cancelled.
+
+Not re-entrant: one job at a time, and a VideoOutput's chunks must be consumed before the next `run`
+(`_generation` lets a stale output raise instead of decoding with another job's state).
+"""
+
+from __future__ import annotations
+
+import gc
+import threading
+import time
+import traceback
+from abc import abstractmethod
+from collections.abc import Callable
+from contextlib import ExitStack
+from typing import Any, Generic, TypeVar
+
+import numpy as np
+import torch
+from diffusers.utils import deprecation_utils
+
+from reelgen.domain.errors import InvalidParams
+from reelgen.domain.models import ModelSpec, Size
+from reelgen.engines.base import STAGE_GENERATE, Engine, ProgressSink, StageRequest
+from reelgen.engines.lora import AdapterCache
+from reelgen.engines.memory import (
+    ActivationProfile,
+    Footprint,
+    MemoryMode,
+    MemoryPlan,
+    MemoryPolicy,
+    apply_placement,
+    device_free_bytes,
+    measure_footprint,
+    placement_for,
+    plan_job,
+    set_vae_tiling,
+)
+from reelgen.engines.presets import speed_preset
+
+FRAMES_PER_CHUNK = 16
+
+# diffusers renamed from_pretrained's `torch_dtype` to `dtype` (huggingface/diffusers#14205) and warns on the
+# old name; releases before that accept only `torch_dtype`.
+DTYPE_KWARG = "dtype" if hasattr(deprecation_utils, "_resolve_dtype") else "torch_dtype"
+
+PipeT = TypeVar("PipeT")
+# The pipeline's callback_on_step_end: (pipeline, step index, timestep, requested tensors) -> tensor overrides.
+StepCallback = Callable[[Any, int, Any, dict[str, torch.Tensor]], dict]
+Preview = Callable[[], np.ndarray]
+
+
+def default_device() -> str:
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def resolve_dtype(dtype: str | torch.dtype | None, device: str) -> torch.dtype:
+    """bfloat16 on GPUs (what the open checkpoints are trained in), float32 on CPU (bf16 matmuls are slow there)."""
+    if isinstance(dtype, torch.dtype):
+        return dtype
+    if dtype is None:
+        return torch.bfloat16 if device.startswith("cuda") else torch.float32
+    resolved = getattr(torch, dtype, None)
+    if not isinstance(resolved, torch.dtype):
+        raise ValueError(f"unknown torch dtype {dtype!r}")
+    return resolved
+
+
+def to_uint8_frames(video: torch.Tensor) -> np.ndarray:
+    """(1, 3, t, H, W) in [-1, 1] -> (t, H, W, 3) uint8, the same arithmetic as diffusers' postprocess followed
+    by round(x * 255). Converted on the device so only bytes cross to the host."""
+    x = (video[0].float() / 2 + 0.5).clamp(0, 1)
+    return (x * 255).round().to(torch.uint8).permute(1, 2, 3, 0).contiguous().cpu().numpy()
+
+
+class DiffusersEngine(Engine, Generic[PipeT]):
+    """One diffusers pipeline, built on first `load` and kept resident until `unload`.
+
+    `pipeline_loader` returns the pipeline on the CPU with its weights already in their dtype (from_pretrained's
+    dtype argument keeps the modules a family needs in float32; a later `.to(dtype)` would not). `load` places it
+    on `device` as the memory plan says: whole, or offloaded.
+    """
+
+    def __init__(
+        self,
+        spec: ModelSpec,
+        pipeline_loader: Callable[[], PipeT],
+        device: str = "cpu",
+        *,
+        frames_per_chunk: int = FRAMES_PER_CHUNK,
+        upscale: int = 1,
+    ) -> None:
+        self.spec = spec
+        self.device = device
+        self.frames_per_chunk = frames_per_chunk
+        # Models trained below their display size (reelgen-demo: 64x64 shown at 128x128) generate at
+        # size / upscale and return frames enlarged by this integer factor.
+        self.upscale = upscale
+        self._loader = pipeline_loader
+        self._load_lock = threading.Lock()
+        self._pipe: PipeT | None = None
+        self._preview_projection: torch.Tensor | None = None
+        self._load_seconds = 0.0
+        # Bumped by every run/unload so a VideoOutput from an earlier run knows it may no longer decode.
+        self._generation = 0
+        # Per-request LoRAs (engines/lora.py): loaded once each, switched on and off without reloading the model.
+        self.adapters = AdapterCache()
+        # A diffusers attention backend for the transformers (REELGEN_ATTENTION_BACKEND); None: diffusers' default.
+        self.attention_backend: str | None = None
+        # GPU memory (engines/memory.py): the worker sets the policy from settings; `load` places the weights
+        # (the placement holds for the largest job the model accepts when it can), `run` plans every job first.
+        self.memory_policy = MemoryPolicy()
+        # enable_tiling() keyword arguments (tile sizes); tests set small tiles for tiny VAEs.
+        self.vae_tile_options: dict[str, Any] = {}
+        self.memory_plan: MemoryPlan | None = None
+        self._placement: MemoryMode = "none"
+        self._footprint: Footprint | None = None
+        self._free_at_load: int | None = None
+
+    # -- what a family says ------------------------------------------------------------------------------
+
+    @abstractmethod
+    def _profile(self, pipe: PipeT) -> ActivationProfile:
+        """Activation costs of this checkpoint (engines/memory.py), from its real configuration and tile size."""
+
+    @abstractmethod
+    def _fit_preview(self, pipe: PipeT) -> torch.Tensor:
+        """The latent->RGB preview map (engines/previews.py), fitted with the pipeline's VAE on the device."""
+
+    def _on_load(self, pipe: PipeT) -> None:
+        """Called once the pipeline is placed, before it becomes the engine's (e.g. to build an image mode)."""
+
+    def _on_unload(self) -> None:
+        """Drop whatever `_on_load` built."""
+
+    # -- residency ---------------------------------------------------------------------------------------
+
+    @property
+    def pipe(self) -> PipeT:
+        """The loaded pipeline (load() first)."""
+        if self._pipe is None:
+            raise RuntimeError(f"model {self.spec.id} is not loaded")
+        return self._pipe
+
+    def load(self, placement: MemoryMode | None = None) -> None:
+        with self._load_lock:
+            if self._pipe is not None:
+                return
+            started = time.perf_counter()
+            # Measured before this model's weights arrive (the worker unloaded the previous model already).
+            self._free_at_load = device_free_bytes(self.device)
+            pipe: Any = self._loader()
+            self._footprint = measure_footprint(pipe.components)
+            self._placement = placement or placement_for(
+                self.spec,
+                self._footprint,
+                self._profile(pipe),
+                self._free_at_load,
+                self.memory_policy,
+                streams=self.device.startswith("cuda"),
+                upscale=self.upscale,
+            )
+            # The sink reports progress; diffusers' tqdm bars would only clutter worker logs.
+            pipe.set_progress_bar_config(disable=True)
+            if self._placement != "none":
+                # Offload hooks leave parameters off the device: fit the preview map first, with only the VAE
+                # (small next to the rest, and on the device for decoding anyway) briefly on the device.
+                pipe.vae.to(self.device)
+                self._preview_projection = self._fit_preview(pipe)
+                pipe.vae.to("cpu")
+            apply_placement(pipe, self._placement, self.device)
+            if self._placement == "none":
+                self._preview_projection = self._fit_preview(pipe)
+            self._on_load(pipe)
+            self._pipe = pipe
+            self._load_seconds = time.perf_counter() - started
+
+    def unload(self) -> None:
+        with self._load_lock:
+            self._generation += 1
+            self._pipe = None
+            self._preview_projection = None
+            self._on_unload()
+        self._free_memory()
+
+    def _free_memory(self, *, collect: bool = True) -> None:
+        """Return freed tensors' memory to the device. A full gc pass costs ~0.2 s in a process holding
+        torch + transformers, so it runs only when reference cycles may hold tensors (after an exception,
+        on unload); on the normal path refcounting has already freed them."""
+        if collect:
+            gc.collect()
+        if self.device.startswith("cuda") and torch.cuda.is_available():
+            torch.cuda.empty_cache()
+
+    def _plan_memory(self, request: StageRequest) -> None:
+        """Plan this job's memory before any work: DoesNotFit (with what would fit) when it cannot run here;
+        a reload with a placement that needs less memory when the loaded one would not hold it; VAE tiling on
+        or off for this job."""
+        assert self._pipe is not None and self._footprint is not None
+        params = request.params
+        plan, reload = plan_job(
+            # The "what fits" list names the spec's sizes: only when they are the sizes generated.
+            self.spec if self.upscale == 1 else None,
+            self._footprint,
+            self._profile(self._pipe),
+            Size(params.size.width // self.upscale, params.size.height // self.upscale),
+            params.num_frames,
+            loaded=self._placement,
+            free_bytes=self._free_at_load,
+            policy=self.memory_policy,
+            streams=self.device.startswith("cuda"),
+        )
+        if reload:
+            self.unload()
+            self.load(plan.mode)
+        set_vae_tiling(self.pipe.vae, plan.vae_tiling, **self.vae_tile_options)  # type: ignore[attr-defined]
+        self.memory_plan = plan
+
+    # -- checks every family makes -----------------------------------------------------------------------
+
+    def _check_stage(self, request: StageRequest, *, takes_image: bool) -> None:
+        """Only "generate" from text (and an image where the model takes one) runs today."""
+        if request.stage != STAGE_GENERATE:
+            raise InvalidParams(f"model {self.spec.id} cannot run stage {request.stage!r}", param="stage")
+        if request.init_frames is not None:
+            raise InvalidParams(f"model {self.spec.id} cannot continue a video yet", param="input_reference")
+        image = request.input_image
+        if image is None:
+            return
+        if not takes_image:
+            raise InvalidParams(f"model {self.spec.id} is text-to-video only", param="input_reference")
+        if image.ndim != 3 or image.shape[-1] != 3 or image.dtype != np.uint8:
+            raise InvalidParams("the input image must be uint8 RGB (H, W, 3)", param="input_reference")
+
+    def _check_grid(self, request: StageRequest, *, multiple: int, temporal: int) -> None:
+        """Refuse sizes and frame counts the pipeline would reject late or silently round."""
+        params = request.params
+        if params.size.width % multiple or params.size.height % multiple:
+            raise InvalidParams(f"width and height must be multiples of {multiple}; got {params.size}", param="size")
+        if params.num_frames < 1 or (params.num_frames - 1) % temporal:
+            raise InvalidParams(f"{self.spec.id} makes {temporal}k+1 frames; got {params.num_frames}", param="seconds")
+
+    # -- one denoising call ------------------------------------------------------------------------------
+
+    def _denoise(
+        self,
+        request: StageRequest,
+        sink: ProgressSink,
+        call: Callable[[StepCallback], Any],
+        preview: Callable[[torch.Tensor], Preview | None],
+    ) -> tuple[Any, dict[str, float]]:
+        """Run `call(on_step_end)` (the family's pipeline call, with `callback_on_step_end=on_step_end` and
+        `callback_on_step_end_tensor_inputs=["latents"]`) with the request's LoRA and speed preset on; return
+        its result and the job's timing stats. JobCancelled from the sink propagates after cleanup."""
+        self._generation += 1
+        params = request.params
+        stats: dict[str, float] = {"load_seconds": self._load_seconds}
+        step_seconds: list[float] = []
+        mark = time.perf_counter()
+
+        def on_step_end(pipeline: Any, i: int, t: Any, tensors: dict[str, torch.Tensor]) -> dict:
+            nonlocal mark
+            # Time spent in the sink (database writes, previews) is not model time: keep it out of the ETA.
+            step_seconds.append(time.perf_counter() - mark)
+            sink.step(i + 1, pipeline.num_timesteps, preview(tensors["latents"]))
+            mark = time.perf_counter()
+            return {}
+
+        started = time.perf_counter()
+        failed = True
+        # The request's LoRA and speed preset, on for this call only (removed in the finally below). Image modes
+        # share the loaded pipeline's transformers, so adapters and caches set through it serve them too.
+        tuning = ExitStack()
+        try:
+            tuning.enter_context(self.adapters.applied(self.pipe, request.lora))
+            tuning.enter_context(
+                speed_preset(
+                    self.pipe, self.spec.family, params.preset, params.steps, attention_backend=self.attention_backend
+                )
+            )
+            result = call(on_step_end)
+            failed = False
+        except BaseException as e:
+            # The traceback keeps the pipeline's frames alive, and with them every intermediate tensor,
+            # until the worker drops the exception; clearing their locals lets the finally below free them.
+            traceback.clear_frames(e.__traceback__)
+            raise
+        finally:
+            tuning.close()
+            self._free_memory(collect=failed)
+
+        stats["denoise_seconds"] = time.perf_counter() - started
+        # The first step also pays for prompt encoding and setup; later steps are what an ETA needs.
+        steady = step_seconds[1:] or step_seconds
+        stats["mean_step_seconds"] = sum(steady) / len(steady)
+        stats["first_step_seconds"] = step_seconds[0]
+        return result, stats
+
+    def _check_current(self, generation: int) -> None:
+        if self._pipe is None or generation != self._generation:
+            raise RuntimeError("this engine ran another job (or unloaded) before this video was decoded")
+
+
+def cpu_generator(seed: int) -> torch.Generator:
+    """Noise drawn on the CPU: the same seed gives the same video on any device."""
+    return torch.Generator(device="cpu").manual_seed(seed)
