@@ -142,7 +142,8 @@ def test_listing_the_catalog_stays_torch_free_and_says_what_is_missing(tmp_path:
     reasons = dict(line.split(" | ", 1) for line in result.stdout.splitlines())
     assert "needs download: `hf download Wan-AI/Wan2.1-T2V-1.3B-Diffusers`" in reasons["wan2.1-t2v-1.3b"]
     assert "hf download Lightricks/LTX-Video-0.9.7-dev" in reasons["ltx-video-0.9.7-dev"]
-    assert "no engine" in reasons["hunyuanvideo"]
+    assert "hf download hunyuanvideo-community/HunyuanVideo" in reasons["hunyuanvideo"]
+    assert "hf download THUDM/CogVideoX-5b" in reasons["cogvideox-5b"]
 
 
 def test_availability_combines_device_and_weights(hf_cache: Path) -> None:
@@ -215,11 +216,20 @@ def test_engine_factories_fail_before_loading_anything(hf_cache: Path, monkeypat
         ("wan2.1-t2v-1.3b", REPO),
         ("wan2.2-t2v-a14b", "Wan-AI/Wan2.2-T2V-A14B-Diffusers"),
         ("ltx-video-0.9.7-distilled", "Lightricks/LTX-Video-0.9.7-distilled"),
+        ("hunyuanvideo", "hunyuanvideo-community/HunyuanVideo"),
+        ("cogvideox-5b", "THUDM/CogVideoX-5b"),
+        ("cogvideox1.5-5b", "THUDM/CogVideoX1.5-5B"),
     ]:
         with pytest.raises(WeightsNotFound, match=re.escape(f"hf download {repo}")):
             registry.create_engine(model_id, device="cpu")
+
+
+def test_a_catalog_entry_without_an_engine_fails_before_loading() -> None:
+    reg = Registry()
+    reg.register(registry.get_spec("cogvideox-5b"), PENDING_FACTORY, options={"source": "THUDM/CogVideoX-5b"})
+    assert "no engine" in reg.availability("cogvideox-5b").reason
     with pytest.raises(EngineNotImplemented, match="cogvideox"):
-        registry.create_engine("cogvideox-5b", device="cpu")
+        reg.create_engine("cogvideox-5b", device="cpu")
 
 
 @pytest.mark.slow

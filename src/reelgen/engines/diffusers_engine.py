@@ -18,7 +18,7 @@ import threading
 import time
 import traceback
 from abc import abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from typing import Any, Generic, TypeVar
 
@@ -302,6 +302,18 @@ class DiffusersEngine(Engine, Generic[PipeT]):
         stats["mean_step_seconds"] = sum(steady) / len(steady)
         stats["first_step_seconds"] = step_seconds[0]
         return result, stats
+
+    # -- decoding ----------------------------------------------------------------------------------------
+
+    def _lazy_chunks(self, decode: Callable[[], np.ndarray], stats: dict[str, float]) -> Iterator[np.ndarray]:
+        """For VAEs that decode a clip in one call: decode on the first `next()` (so the worker's encoder is
+        ready), record `decode_seconds`, then yield uint8 (t, H, W, 3) chunks of `frames_per_chunk` frames."""
+        started = time.perf_counter()
+        frames = decode()
+        del decode  # its closure holds the latents
+        stats["decode_seconds"] = time.perf_counter() - started
+        for start in range(0, len(frames), self.frames_per_chunk):
+            yield frames[start : start + self.frames_per_chunk]
 
     def _check_current(self, generation: int) -> None:
         if self._pipe is None or generation != self._generation:

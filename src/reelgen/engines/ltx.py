@@ -12,8 +12,7 @@ so a clip is decoded in one VAE call, not frame by frame; large sizes should use
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -163,12 +162,13 @@ class LTXEngine(DiffusersEngine[LTXPipeline]):
             return pipe(**common)[0]
 
         packed, stats = self._denoise(request, sink, call, lambda latents: self._preview(latents, latent_shape))
+        generation = self._generation
         return VideoOutput(
             width=params.size.width,
             height=params.size.height,
             fps=params.fps,
             num_frames=params.num_frames,
-            chunks=self._chunks(packed, request, generator, stats, self._generation),
+            chunks=self._lazy_chunks(lambda: self._decode(packed, request, generator, generation), stats),
             stats=stats,
         )
 
@@ -197,22 +197,6 @@ class LTXEngine(DiffusersEngine[LTXPipeline]):
         return render
 
     # -- decoding ----------------------------------------------------------------------------------------
-
-    def _chunks(
-        self,
-        packed: torch.Tensor,
-        request: StageRequest,
-        generator: torch.Generator,
-        stats: dict[str, float],
-        generation: int,
-    ) -> Iterator[np.ndarray]:
-        """Decode on the first `next()`, then yield (t, H, W, 3) uint8 chunks of `frames_per_chunk` frames."""
-        started = time.perf_counter()
-        frames = self._decode(packed, request, generator, generation)
-        del packed
-        stats["decode_seconds"] = time.perf_counter() - started
-        for start in range(0, len(frames), self.frames_per_chunk):
-            yield frames[start : start + self.frames_per_chunk]
 
     @torch.no_grad()
     def _decode(

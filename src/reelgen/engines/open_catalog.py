@@ -22,13 +22,14 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from reelgen.domain.models import Footprint, FrameRule, ModelSpec, Size
-from reelgen.engines.registry import PENDING_FACTORY
 
 if TYPE_CHECKING:
     from reelgen.engines.registry import RegisterFn
 
 WAN_FACTORY = "reelgen.engines.wan:create_engine"
 LTX_FACTORY = "reelgen.engines.ltx:create_engine"
+HUNYUAN_FACTORY = "reelgen.engines.hunyuan:create_engine"
+COGVIDEOX_FACTORY = "reelgen.engines.cogvideox:create_engine"
 
 TEXT = ("text",)
 TEXT_IMAGE = ("text", "image")
@@ -366,9 +367,9 @@ OPEN_MODELS: tuple[tuple[ModelSpec, str, dict[str, object]], ...] = (
         LTX_FACTORY,
         {"source": "Lightricks/LTX-Video-0.9.7-distilled", "decode_timestep": 0.05, "decode_noise_scale": 0.025},
     ),
-    (HUNYUAN_VIDEO, PENDING_FACTORY, {"source": "hunyuanvideo-community/HunyuanVideo"}),
-    (COGVIDEOX_5B, PENDING_FACTORY, {"source": "THUDM/CogVideoX-5b"}),
-    (COGVIDEOX_1_5_5B, PENDING_FACTORY, {"source": "THUDM/CogVideoX1.5-5B"}),
+    (HUNYUAN_VIDEO, HUNYUAN_FACTORY, {"source": "hunyuanvideo-community/HunyuanVideo"}),
+    (COGVIDEOX_5B, COGVIDEOX_FACTORY, {"source": "THUDM/CogVideoX-5b"}),
+    (COGVIDEOX_1_5_5B, COGVIDEOX_FACTORY, {"source": "THUDM/CogVideoX1.5-5B"}),
 )
 
 

@@ -1,0 +1,199 @@
+"""CogVideoX (THUDM / Zhipu AI) 5B and 1.5 through diffusers' CogVideoXPipeline.
+
+Reading order: `load_cogvideox_pipeline` and `create_engine` (how a checkpoint is found and loaded), then
+`CogVideoXEngine.run`, which calls the real pipeline with `output_type="latent"`, reports every step to the sink
+(with a cheap latent->RGB preview), and returns a VideoOutput whose chunks come from the pipeline's own
+`decode_latents`, run when the worker asks for the first chunk.
+
+Two things differ from Wan: the latents are laid out frames-first, (batch, frames, channels, height, width), and
+CogVideoX 1.5 patchifies time 2x, so the pipeline prepends padding latent frames when the count is odd; with
+`output_type="latent"` it returns them, and `_video_latents` drops them exactly as its own decoding path does.
+Its VAE decodes a clip in one call (chunked internally, two latent frames at a time).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import torch
+
+# Imported from their modules, not `from diffusers import ...`, so type checkers see the real classes.
+from diffusers.pipelines.cogvideo.pipeline_cogvideox import CogVideoXPipeline
+
+from reelgen.domain.models import ModelSpec
+from reelgen.engines.alignment import align_weights
+from reelgen.engines.base import ProgressSink, StageRequest, VideoOutput
+from reelgen.engines.diffusers_engine import (
+    DTYPE_KWARG,
+    DiffusersEngine,
+    Preview,
+    StepCallback,
+    cpu_generator,
+    default_device,
+    resolve_dtype,
+    to_uint8_frames,
+)
+from reelgen.engines.memory import ActivationProfile, family_profile, with_vae_tiles
+from reelgen.engines.previews import fit_rgb_projection, project_to_rgb
+from reelgen.engines.weights import require_weights
+
+# CogVideoX was trained with 226-token T5 prompts (the pipeline's default).
+MAX_SEQUENCE_LENGTH = 226
+
+
+def load_cogvideox_pipeline(source: str | Path, *, dtype: torch.dtype, device: str) -> CogVideoXPipeline:
+    """Load a CogVideoX text-to-video pipeline from a Hub repo id or a local diffusers folder (model_index.json).
+    Honours HF_HUB_OFFLINE."""
+    pipe = CogVideoXPipeline.from_pretrained(source, **{DTYPE_KWARG: dtype})
+    return align_weights(pipe.to(device))
+
+
+def create_engine(
+    spec: ModelSpec,
+    device: str | None = None,
+    *,
+    source: str,
+    dtype: str | None = None,
+    max_sequence_length: int = MAX_SEQUENCE_LENGTH,
+    dynamic_cfg: bool = True,
+) -> CogVideoXEngine:
+    """Registry factory: `register(spec, "reelgen.engines.cogvideox:create_engine", options={"source": "..."})`.
+
+    `dynamic_cfg` ramps the guidance scale up over the steps (a cosine schedule), as the CogVideoX model cards
+    recommend with their DPM scheduler. Fails here, before any job work, when the weights are missing and cannot
+    be downloaded (HF_HUB_OFFLINE)."""
+    require_weights(source)
+    device = device or default_device()
+    torch_dtype = resolve_dtype(dtype, device)
+    return CogVideoXEngine(
+        spec,
+        # Loaded on the CPU: the engine places it on `device` as its memory plan says (whole, or offloaded).
+        lambda: load_cogvideox_pipeline(source, dtype=torch_dtype, device="cpu"),
+        device,
+        max_sequence_length=max_sequence_length,
+        dynamic_cfg=dynamic_cfg,
+    )
+
+
+class CogVideoXEngine(DiffusersEngine[CogVideoXPipeline]):
+    """One CogVideoX pipeline (engines/diffusers_engine.py: residency, memory plan, reported denoising).
+    Text-to-video only: the image-to-video checkpoints are separate models with another transformer."""
+
+    def __init__(
+        self,
+        spec: ModelSpec,
+        pipeline_loader: Callable[[], CogVideoXPipeline],
+        device: str = "cpu",
+        *,
+        max_sequence_length: int = MAX_SEQUENCE_LENGTH,
+        dynamic_cfg: bool = True,
+    ) -> None:
+        super().__init__(spec, pipeline_loader, device)
+        self.max_sequence_length = max_sequence_length
+        self.dynamic_cfg = dynamic_cfg
+
+    # -- what differs from other families ----------------------------------------------------------------
+
+    def _profile(self, pipe: CogVideoXPipeline) -> ActivationProfile:
+        config = pipe.transformer.config
+        profile = family_profile(
+            "cogvideox",
+            spatial=pipe.vae_scale_factor_spatial,
+            temporal=pipe.vae_scale_factor_temporal,
+            patch=config.patch_size,
+            hidden=config.num_attention_heads * config.attention_head_dim,
+        )
+        return with_vae_tiles(profile, pipe.vae, self.vae_tile_options)
+
+    def _fit_preview(self, pipe: CogVideoXPipeline) -> torch.Tensor:
+        return _fit_preview_projection(pipe)
+
+    # -- one job -----------------------------------------------------------------------------------------
+
+    def run(self, request: StageRequest, sink: ProgressSink) -> VideoOutput:
+        self.load()
+        self._check_request(self.pipe, request)
+        self._plan_memory(request)  # may reload the pipeline with more offloading
+        pipe = self.pipe
+        params = request.params
+
+        def call(on_step_end: StepCallback) -> torch.Tensor:
+            return pipe(
+                prompt=params.prompt,
+                negative_prompt=params.negative_prompt or None,
+                height=params.size.height,
+                width=params.size.width,
+                num_frames=params.num_frames,
+                num_inference_steps=params.steps,
+                guidance_scale=params.guidance_scale,
+                use_dynamic_cfg=self.dynamic_cfg,
+                generator=cpu_generator(request.seed),
+                output_type="latent",
+                return_dict=False,
+                callback_on_step_end=on_step_end,
+                callback_on_step_end_tensor_inputs=["latents"],
+                max_sequence_length=self.max_sequence_length,
+            )[0]
+
+        latents, stats = self._denoise(request, sink, call, self._preview)
+        latents = _video_latents(pipe, latents, params.num_frames)
+        generation = self._generation
+        return VideoOutput(
+            width=params.size.width,
+            height=params.size.height,
+            fps=params.fps,
+            num_frames=params.num_frames,
+            chunks=self._lazy_chunks(lambda: self._decode(latents, generation), stats),
+            stats=stats,
+        )
+
+    def _check_request(self, pipe: CogVideoXPipeline, request: StageRequest) -> None:
+        """Refuse what the pipeline would reject late or silently round (sizes, frame counts)."""
+        self._check_stage(request, takes_image=False)
+        self._check_grid(
+            request,
+            multiple=pipe.vae_scale_factor_spatial * pipe.transformer.config.patch_size,
+            temporal=pipe.vae_scale_factor_temporal,
+        )
+
+    # -- previews and decoding ---------------------------------------------------------------------------
+
+    def _preview(self, latents: torch.Tensor) -> Preview:
+        """A lazy preview of the middle frame through a linear latent->RGB map, no VAE; one latent frame is
+        copied now, the sink calls `render` when it wants a picture."""
+        projection = self._preview_projection
+        assert projection is not None
+        middle = latents[0, latents.shape[1] // 2].detach().clone()
+
+        def render() -> np.ndarray:
+            return project_to_rgb(middle, projection, max_upscale=8)
+
+        return render
+
+    @torch.no_grad()
+    def _decode(self, latents: torch.Tensor, generation: int) -> np.ndarray:
+        """What CogVideoXPipeline.__call__ does after its loop for output_type="np", returning uint8 frames."""
+        self._check_current(generation)
+        video = self.pipe.decode_latents(latents.to(self.pipe.vae.dtype))
+        return to_uint8_frames(video)
+
+
+def _video_latents(pipe: CogVideoXPipeline, latents: torch.Tensor, num_frames: int) -> torch.Tensor:
+    """Drop the padding latent frames CogVideoX 1.5 prepends (its transformer patchifies time 2x)."""
+    wanted = (num_frames - 1) // pipe.vae_scale_factor_temporal + 1
+    return latents[:, latents.shape[1] - wanted :]
+
+
+@torch.no_grad()
+def _fit_preview_projection(pipe: CogVideoXPipeline) -> torch.Tensor:
+    """Fit the (channels + 1, 3) linear map from diffusion latents (plus a bias) to RGB in [0, 1] by decoding one
+    latent frame of noise with this very VAE and least squares against the RGB averaged over each latent pixel's
+    footprint. Any checkpoint, no hand-made table; one small decode at load time."""
+    vae = pipe.vae
+    channels = vae.config.latent_channels
+    noise = torch.randn(1, 1, channels, 16, 16, generator=torch.Generator().manual_seed(0))
+    device = next(vae.parameters()).device
+    decoded = pipe.decode_latents(noise.to(device, vae.dtype))[:, :, 0]
+    return fit_rgb_projection(noise[0, 0], decoded, pipe.vae_scale_factor_spatial)

@@ -1,0 +1,193 @@
+"""HunyuanVideo (Tencent) through diffusers' HunyuanVideoPipeline.
+
+Reading order: `load_hunyuan_pipeline` and `create_engine` (how a checkpoint is found and loaded), then
+`HunyuanEngine.run`, which calls the real pipeline with `output_type="latent"`, reports every step to the sink
+(with a cheap latent->RGB preview), and returns a VideoOutput whose chunks come from the pipeline's own decode
+arithmetic (divide by the VAE's scaling factor, one VAE call), run when the worker asks for the first chunk.
+
+HunyuanVideo is guidance-distilled: the guidance scale is an input of the transformer ("embedded guidance"), one
+forward pass per step. A negative prompt would need a second pass per step (diffusers' true_cfg_scale), which
+the checkpoint was not trained for, so a request with one is refused rather than silently ignored.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import torch
+
+# Imported from their modules, not `from diffusers import ...`, so type checkers see the real classes.
+from diffusers.pipelines.hunyuan_video.pipeline_hunyuan_video import HunyuanVideoPipeline
+
+from reelgen.domain.errors import InvalidParams
+from reelgen.domain.models import ModelSpec
+from reelgen.engines.alignment import align_weights
+from reelgen.engines.base import ProgressSink, StageRequest, VideoOutput
+from reelgen.engines.diffusers_engine import (
+    DTYPE_KWARG,
+    DiffusersEngine,
+    Preview,
+    StepCallback,
+    cpu_generator,
+    default_device,
+    resolve_dtype,
+    to_uint8_frames,
+)
+from reelgen.engines.memory import ActivationProfile, family_profile, with_vae_tiles
+from reelgen.engines.previews import fit_rgb_projection, project_to_rgb
+from reelgen.engines.weights import require_weights
+
+# HunyuanVideo's Llama prompts: 256 tokens after the template (the pipeline's default).
+MAX_SEQUENCE_LENGTH = 256
+
+
+def load_hunyuan_pipeline(source: str | Path, *, dtype: torch.dtype, device: str) -> HunyuanVideoPipeline:
+    """Load a HunyuanVideo pipeline from a Hub repo id or a local diffusers folder (model_index.json).
+
+    The VAE is loaded in float32 whatever `dtype` is: it is small next to the 13B transformer, and the model
+    card decodes in full precision. Honours HF_HUB_OFFLINE."""
+    pipe = HunyuanVideoPipeline.from_pretrained(source, **{DTYPE_KWARG: dtype})
+    pipe.vae.to(torch.float32)
+    return align_weights(pipe.to(device))
+
+
+def create_engine(
+    spec: ModelSpec,
+    device: str | None = None,
+    *,
+    source: str,
+    dtype: str | None = None,
+    max_sequence_length: int = MAX_SEQUENCE_LENGTH,
+) -> HunyuanEngine:
+    """Registry factory: `register(spec, "reelgen.engines.hunyuan:create_engine", options={"source": "..."})`.
+
+    Fails here, before any job work, when the weights are missing and cannot be downloaded (HF_HUB_OFFLINE)."""
+    require_weights(source)
+    device = device or default_device()
+    torch_dtype = resolve_dtype(dtype, device)
+    return HunyuanEngine(
+        spec,
+        # Loaded on the CPU: the engine places it on `device` as its memory plan says (whole, or offloaded).
+        lambda: load_hunyuan_pipeline(source, dtype=torch_dtype, device="cpu"),
+        device,
+        max_sequence_length=max_sequence_length,
+    )
+
+
+class HunyuanEngine(DiffusersEngine[HunyuanVideoPipeline]):
+    """One HunyuanVideo pipeline (engines/diffusers_engine.py: residency, memory plan, reported denoising).
+    Text-to-video only: the image-to-video checkpoint is a separate model with another transformer."""
+
+    def __init__(
+        self,
+        spec: ModelSpec,
+        pipeline_loader: Callable[[], HunyuanVideoPipeline],
+        device: str = "cpu",
+        *,
+        max_sequence_length: int = MAX_SEQUENCE_LENGTH,
+    ) -> None:
+        super().__init__(spec, pipeline_loader, device)
+        self.max_sequence_length = max_sequence_length
+
+    # -- what differs from other families ----------------------------------------------------------------
+
+    def _profile(self, pipe: HunyuanVideoPipeline) -> ActivationProfile:
+        config = pipe.transformer.config
+        profile = family_profile(
+            "hunyuan",
+            spatial=pipe.vae_scale_factor_spatial,
+            temporal=pipe.vae_scale_factor_temporal,
+            patch=config.patch_size,
+            hidden=config.num_attention_heads * config.attention_head_dim,
+        )
+        return with_vae_tiles(profile, pipe.vae, self.vae_tile_options)
+
+    def _fit_preview(self, pipe: HunyuanVideoPipeline) -> torch.Tensor:
+        return _fit_preview_projection(pipe)
+
+    # -- one job -----------------------------------------------------------------------------------------
+
+    def run(self, request: StageRequest, sink: ProgressSink) -> VideoOutput:
+        self.load()
+        self._check_request(self.pipe, request)
+        self._plan_memory(request)  # may reload the pipeline with more offloading
+        pipe = self.pipe
+        params = request.params
+
+        def call(on_step_end: StepCallback) -> torch.Tensor:
+            return pipe(
+                prompt=params.prompt,
+                height=params.size.height,
+                width=params.size.width,
+                num_frames=params.num_frames,
+                num_inference_steps=params.steps,
+                guidance_scale=params.guidance_scale,
+                generator=cpu_generator(request.seed),
+                output_type="latent",
+                return_dict=False,
+                callback_on_step_end=on_step_end,
+                callback_on_step_end_tensor_inputs=["latents"],
+                max_sequence_length=self.max_sequence_length,
+            )[0]
+
+        latents, stats = self._denoise(request, sink, call, self._preview)
+        generation = self._generation
+        return VideoOutput(
+            width=params.size.width,
+            height=params.size.height,
+            fps=params.fps,
+            num_frames=params.num_frames,
+            chunks=self._lazy_chunks(lambda: self._decode(latents, generation), stats),
+            stats=stats,
+        )
+
+    def _check_request(self, pipe: HunyuanVideoPipeline, request: StageRequest) -> None:
+        """Refuse what the pipeline would reject late, silently round or silently ignore."""
+        self._check_stage(request, takes_image=False)
+        if request.params.negative_prompt:
+            raise InvalidParams(
+                f"model {self.spec.id} is guidance-distilled and takes no negative_prompt", param="negative_prompt"
+            )
+        self._check_grid(
+            request,
+            multiple=pipe.vae_scale_factor_spatial * pipe.transformer.config.patch_size,
+            temporal=pipe.vae_scale_factor_temporal,
+        )
+
+    # -- previews and decoding ---------------------------------------------------------------------------
+
+    def _preview(self, latents: torch.Tensor) -> Preview:
+        """A lazy preview of the middle frame through a linear latent->RGB map, no VAE; one latent frame is
+        copied now, the sink calls `render` when it wants a picture."""
+        projection = self._preview_projection
+        assert projection is not None
+        middle = latents[0, :, latents.shape[2] // 2].detach().clone()
+
+        def render() -> np.ndarray:
+            return project_to_rgb(middle, projection, max_upscale=8)
+
+        return render
+
+    @torch.no_grad()
+    def _decode(self, latents: torch.Tensor, generation: int) -> np.ndarray:
+        """What HunyuanVideoPipeline.__call__ does after its loop for output_type="np", returning uint8 frames."""
+        self._check_current(generation)
+        vae = self.pipe.vae
+        video = vae.decode(latents.to(vae.dtype) / vae.config.scaling_factor, return_dict=False)[0]
+        return to_uint8_frames(video)
+
+
+@torch.no_grad()
+def _fit_preview_projection(pipe: HunyuanVideoPipeline) -> torch.Tensor:
+    """Fit the (channels + 1, 3) linear map from diffusion latents (plus a bias) to RGB in [0, 1] by decoding one
+    latent frame of noise with this very VAE and least squares against the RGB averaged over each latent pixel's
+    footprint. Any checkpoint, no hand-made table; one small decode at load time."""
+    vae = pipe.vae
+    channels = vae.config.latent_channels
+    noise = torch.randn(1, channels, 1, 16, 16, generator=torch.Generator().manual_seed(0))
+    device = next(vae.parameters()).device
+    z = noise.to(device, vae.dtype) / vae.config.scaling_factor
+    decoded = vae.decode(z, return_dict=False)[0][:, :, 0]
+    return fit_rgb_projection(noise[0, :, 0], decoded, pipe.vae_scale_factor_spatial)

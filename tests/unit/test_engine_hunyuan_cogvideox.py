@@ -1,0 +1,334 @@
+"""The HunyuanVideo and CogVideoX engines on the real diffusers pipelines at tiny random configs, on the CPU,
+offline: every behaviour the Wan and LTX engine tests check, run once per family (parametrized).
+
+Each family's record says how to build it, how diffusers itself would be called for the same request (the
+engine's output must match it exactly), and where its transformer blocks are (for the LoRA and preset checks).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+from diffusers.hooks import FirstBlockCacheConfig
+from peft import LoraConfig
+from peft.utils import get_peft_model_state_dict
+
+from reelgen.domain.errors import InvalidParams, JobCancelled
+from reelgen.domain.models import ModelSpec, Size
+from reelgen.domain.params import GenerationParams, ParamLimits, validate_params
+from reelgen.engines import presets
+from reelgen.engines.base import StageRequest, VideoOutput
+from reelgen.engines.cogvideox import CogVideoXEngine, load_cogvideox_pipeline
+from reelgen.engines.diffusers_engine import DiffusersEngine
+from reelgen.engines.hunyuan import HunyuanEngine, load_hunyuan_pipeline
+from reelgen.engines.lora import LoraLibrary, LoraWeights
+from reelgen.engines.registry import Registry
+from reelgen.engines.tiny_cogvideox import (
+    MAX_SEQUENCE_LENGTH as COG_TEXT,
+)
+from reelgen.engines.tiny_cogvideox import (
+    TINY_RANDOM_COGVIDEOX,
+    build_tiny_cogvideox_pipeline,
+)
+from reelgen.engines.tiny_cogvideox import (
+    create_engine as create_cogvideox,
+)
+from reelgen.engines.tiny_hunyuan import TINY_RANDOM_HUNYUAN, build_tiny_hunyuan_pipeline
+from reelgen.engines.tiny_hunyuan import create_engine as create_hunyuan
+from reelgen.media.probe import probe
+from reelgen.worker.output import encode_clip
+from tests.unit.engine_support import RecordingSink, one_cpu_thread  # noqa: F401 - autouse fixture
+
+PROMPT = "a red fox running through the snow"
+
+
+@dataclass(frozen=True)
+class Family:
+    spec: ModelSpec
+    engine_class: type[DiffusersEngine[Any]]
+    create: Callable[[], DiffusersEngine[Any]]
+    build: Callable[[], Any]
+    load: Callable[..., Any]
+    factory: str
+    # Keyword arguments of the pipeline call that make diffusers do what the engine does.
+    reference_kwargs: dict[str, Any] = field(default_factory=dict)
+    factory_options: dict[str, Any] = field(default_factory=dict)
+    # The transformer's config key for its number of blocks (a second block lets FirstBlockCache act).
+    blocks_key: str = "num_layers"
+
+
+FAMILIES = {
+    "hunyuan": Family(
+        TINY_RANDOM_HUNYUAN,
+        HunyuanEngine,
+        lambda: create_hunyuan(device="cpu"),
+        build_tiny_hunyuan_pipeline,
+        load_hunyuan_pipeline,
+        "reelgen.engines.hunyuan:create_engine",
+    ),
+    "cogvideox": Family(
+        TINY_RANDOM_COGVIDEOX,
+        CogVideoXEngine,
+        lambda: create_cogvideox(device="cpu"),
+        build_tiny_cogvideox_pipeline,
+        load_cogvideox_pipeline,
+        "reelgen.engines.cogvideox:create_engine",
+        reference_kwargs={"max_sequence_length": COG_TEXT, "use_dynamic_cfg": True},
+        factory_options={"max_sequence_length": COG_TEXT},
+    ),
+}
+
+
+@pytest.fixture(scope="module", params=sorted(FAMILIES))
+def family(request: pytest.FixtureRequest) -> Family:
+    return FAMILIES[request.param]
+
+
+@pytest.fixture(scope="module")
+def engine(family: Family) -> Iterator[DiffusersEngine[Any]]:
+    built = family.create()
+    built.load()
+    yield built
+    built.unload()
+
+
+def params(family: Family, **kw: object) -> GenerationParams:
+    kw.setdefault("prompt", PROMPT)
+    kw.setdefault("seed", 42)
+    return validate_params(family.spec, ParamLimits(), **kw)  # type: ignore[arg-type]
+
+
+def frames_of(output: VideoOutput) -> np.ndarray:
+    chunks = list(output.chunks)
+    assert all(c.dtype == np.uint8 and c.ndim == 4 and c.shape[-1] == 3 for c in chunks)
+    return np.concatenate(chunks)
+
+
+def generate(engine: DiffusersEngine[Any], p: GenerationParams, lora: LoraWeights | None = None) -> np.ndarray:
+    sink = RecordingSink()
+    frames = frames_of(engine.run(StageRequest(p, lora=lora), sink))
+    assert len(sink.steps) == p.steps
+    return frames
+
+
+def diffusers_reference(family: Family, pipe: Any, p: GenerationParams) -> np.ndarray:
+    """What the pipeline itself returns for the same request, as uint8."""
+    extra = dict(family.reference_kwargs)
+    if p.negative_prompt:
+        extra["negative_prompt"] = p.negative_prompt
+    frames = pipe(
+        prompt=p.prompt,
+        height=p.size.height,
+        width=p.size.width,
+        num_frames=p.num_frames,
+        num_inference_steps=p.steps,
+        guidance_scale=p.guidance_scale,
+        generator=torch.Generator().manual_seed(p.seed),
+        output_type="np",
+        **extra,
+    ).frames[0]
+    return np.round(frames * 255).astype(np.uint8)
+
+
+def test_a_job_makes_the_requested_frames_in_chunks_with_stats(family: Family, engine: DiffusersEngine[Any]) -> None:
+    p = replace(params(family), num_frames=17)
+    output = engine.run(StageRequest(p), RecordingSink())
+    chunks = list(output.chunks)
+    assert [len(c) for c in chunks] == [16, 1]
+    assert (output.width, output.height, output.num_frames) == (64, 64, 17)
+    assert np.concatenate(chunks).shape == (17, 64, 64, 3)
+    for key in ("load_seconds", "mean_step_seconds", "first_step_seconds", "denoise_seconds", "decode_seconds"):
+        assert output.stats[key] >= 0, key
+
+
+def test_non_square_sizes(family: Family, engine: DiffusersEngine[Any]) -> None:
+    p = params(family)
+    assert generate(engine, params(family, size="96x64")).shape == (p.num_frames, 64, 96, 3)
+    assert generate(engine, params(family, size="64x96")).shape == (p.num_frames, 96, 64, 3)
+
+
+def test_output_matches_diffusers_own_pipeline(family: Family, engine: DiffusersEngine[Any]) -> None:
+    """The engine's latent output + decode is exactly what the pipeline returns for output_type="np" (for
+    CogVideoX 1.5-shaped models also with the padding latent frame an odd latent count brings)."""
+    p = params(family)
+    assert generate(engine, p).shape == (p.num_frames, 64, 64, 3)
+    np.testing.assert_array_equal(generate(engine, p), diffusers_reference(family, engine.pipe, p))
+
+
+def test_same_seed_same_video_different_seed_different_video(family: Family, engine: DiffusersEngine[Any]) -> None:
+    first = generate(engine, params(family, seed=1))
+    assert np.array_equal(first, generate(engine, params(family, seed=1)))
+    assert not np.array_equal(first, generate(engine, params(family, seed=2)))
+    assert not np.array_equal(first, generate(engine, params(family, seed=1, prompt="a blue whale")))
+    varied = frames_of(engine.run(StageRequest(params(family, seed=1), variation=1), RecordingSink()))
+    assert np.array_equal(varied, generate(engine, params(family, seed=2)))
+
+
+def test_progress_reports_every_step_with_a_cheap_preview(family: Family, engine: DiffusersEngine[Any]) -> None:
+    sink = RecordingSink()
+    frames = frames_of(engine.run(StageRequest(params(family, size="96x64", steps=3)), sink))
+    assert sink.steps == [(1, 3), (2, 3), (3, 3)]
+    preview = sink.previews[-1]
+    assert preview is not None
+    image = preview()
+    # Latent resolution (12x8) upsampled 8x; never the full decode.
+    assert image.dtype == np.uint8 and image.shape == (64, 96, 3) and image.std() > 0
+    # The fitted latent->RGB map is a cheap stand-in for the VAE: it correlates with the real middle frame.
+    guess = image.astype(float)[::8, ::8].ravel()
+    truth = frames[len(frames) // 2].astype(float).reshape(8, 8, 12, 8, 3).mean(axis=(1, 3)).ravel()
+    assert np.corrcoef(guess, truth)[0, 1] > 0.3
+
+
+def test_cancel_stops_at_the_step_and_the_engine_recovers(family: Family, engine: DiffusersEngine[Any]) -> None:
+    sink = RecordingSink(cancel_at=2)
+    with pytest.raises(JobCancelled):
+        engine.run(StageRequest(params(family, steps=4)), sink)
+    assert [s for s, _ in sink.steps] == [1, 2]
+    assert np.array_equal(generate(engine, params(family, steps=4)), generate(engine, params(family, steps=4)))
+
+
+def test_an_unconsumed_output_cannot_decode_after_the_next_run(family: Family, engine: DiffusersEngine[Any]) -> None:
+    stale = engine.run(StageRequest(params(family, seed=5)), RecordingSink())
+    generate(engine, params(family, seed=6))
+    with pytest.raises(RuntimeError, match="before this video was decoded"):
+        next(stale.chunks)
+
+
+def test_requests_the_pipeline_would_reject_or_round_are_refused(family: Family, engine: DiffusersEngine[Any]) -> None:
+    image = np.zeros((64, 64, 3), np.uint8)
+    for request, param in [
+        (StageRequest(replace(params(family), size=Size(72, 64))), "size"),
+        (StageRequest(replace(params(family), num_frames=11)), "seconds"),
+        (StageRequest(params(family), stage="upscale"), "stage"),
+        (StageRequest(params(family), input_image=image), "input_reference"),  # text-to-video checkpoints
+    ]:
+        with pytest.raises(InvalidParams) as err:
+            engine.run(request, RecordingSink())
+        assert err.value.param == param
+
+
+def test_a_negative_prompt_is_used_or_refused_never_ignored(family: Family, engine: DiffusersEngine[Any]) -> None:
+    p = params(family, negative_prompt="blurry")
+    if family.spec.family == "hunyuan":
+        # Guidance-distilled: the scale is a transformer input and a negative prompt has no pass to go into.
+        with pytest.raises(InvalidParams, match="guidance-distilled") as err:
+            engine.run(StageRequest(p), RecordingSink())
+        assert err.value.param == "negative_prompt"
+        return
+    assert not np.array_equal(generate(engine, p), generate(engine, params(family)))
+    np.testing.assert_array_equal(generate(engine, p), diffusers_reference(family, engine.pipe, p))
+
+
+def test_engine_stays_resident_and_reloads_after_unload(family: Family) -> None:
+    builds = 0
+
+    def loader() -> Any:
+        nonlocal builds
+        builds += 1
+        return family.build()
+
+    built = family.create()
+    engine = family.engine_class(family.spec, loader, "cpu", **family.factory_options)
+    assert builds == 0 and type(engine) is type(built)
+    generate(engine, params(family, steps=1))
+    generate(engine, params(family, steps=1))
+    assert builds == 1
+    engine.unload()
+    generate(engine, params(family, steps=1))
+    assert builds == 2
+
+
+def test_save_pretrained_then_load_through_the_registry_generates_identically(
+    family: Family, engine: DiffusersEngine[Any], tmp_path: Path
+) -> None:
+    """The path a real checkpoint takes (folder in diffusers layout -> the family's create_engine), offline."""
+    folder = tmp_path / family.spec.id
+    family.build().save_pretrained(folder)
+    assert type(family.load(folder, dtype=torch.float32, device="cpu")) is type(engine.pipe)
+    reg = Registry()
+    model_id = f"{family.spec.id}-from-folder"
+    reg.register(
+        replace(family.spec, id=model_id),
+        family.factory,
+        options={"source": str(folder), "dtype": "float32", **family.factory_options},
+    )
+    loaded = reg.create_engine(model_id, device="cpu")
+    assert isinstance(loaded, family.engine_class)
+    p = params(family)
+    assert np.array_equal(generate(loaded, p), generate(engine, p))
+
+
+def test_the_worker_encodes_a_clip_to_mp4(family: Family, engine: DiffusersEngine[Any], tmp_path: Path) -> None:
+    p = replace(params(family), num_frames=17)
+    clip = encode_clip(engine.run(StageRequest(p), RecordingSink()), tmp_path, "video", check=lambda: None)
+    info = probe(clip.video)
+    assert (info.num_frames, info.width, info.height, info.fps) == (17, 64, 64, family.spec.fps)
+    assert clip.thumbnail is not None and clip.thumbnail.is_file()
+
+
+# -- LoRA and speed presets ---------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def lora(family: Family, tmp_path_factory: pytest.TempPathFactory) -> LoraWeights:
+    root = tmp_path_factory.mktemp("loras")
+    pipe = family.build()
+    transformer = pipe.transformer
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(5)
+        transformer.add_adapter(
+            LoraConfig(r=4, lora_alpha=4, target_modules=["to_q", "to_k", "to_v", "to_out.0"], init_lora_weights=False)
+        )
+    type(pipe).save_lora_weights(
+        root / "style", transformer_lora_layers=get_peft_model_state_dict(transformer), safe_serialization=True
+    )
+    return LoraLibrary(root).weights("style")
+
+
+def test_a_lora_changes_the_video_and_is_removed_cleanly(
+    family: Family, engine: DiffusersEngine[Any], lora: LoraWeights
+) -> None:
+    p = params(family, seed=3)
+    base = generate(engine, p)
+    styled = generate(engine, p, lora)
+    assert styled.shape == base.shape and not np.array_equal(styled, base)
+    assert np.array_equal(generate(engine, p), base)
+    assert np.array_equal(generate(engine, p, lora), styled)
+    assert engine.adapters.loads == 1
+
+
+def test_presets_cache_steps_for_one_job_only(family: Family) -> None:
+    def two_blocks() -> Any:
+        """The tiny model with a second transformer block: FirstBlockCache needs a head and a tail block."""
+        pipe = family.build()
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(0)
+            config = {**pipe.transformer.config, family.blocks_key: 2}
+            transformer = type(pipe.transformer).from_config(config).eval()
+        pipe.register_modules(transformer=transformer)
+        return pipe
+
+    engine = family.engine_class(family.spec, two_blocks, "cpu", **family.factory_options)
+    quality = generate(engine, params(family, steps=10, preset="quality"))
+    seen: list[object] = []
+
+    class Watching(RecordingSink):
+        def step(self, step: int, total: int, preview: object = None) -> None:
+            seen.append(engine.pipe.transformer._cache_config)
+            super().step(step, total, preview)  # type: ignore[arg-type]
+
+    fast = frames_of(engine.run(StageRequest(params(family, steps=10, preset="fast")), Watching()))
+    assert fast.shape == quality.shape
+    assert seen and all(isinstance(c, FirstBlockCacheConfig) and c.threshold == presets.FAST_THRESHOLD for c in seen)
+    assert not engine.pipe.transformer.is_cache_enabled
+    assert np.array_equal(generate(engine, params(family, steps=10, preset="quality")), quality)
+    few = presets.FEW_STEPS
+    assert np.array_equal(
+        generate(engine, params(family, steps=few, preset="fast")), generate(engine, params(family, steps=few))
+    )
