@@ -3,6 +3,7 @@
     .venv/bin/python benchmarks/gpu_bench.py                          # every model, on CUDA, bfloat16
     .venv/bin/python benchmarks/gpu_bench.py --models wan2.1-t2v-1.3b --steps 6
     .venv/bin/python benchmarks/gpu_bench.py --tiny                   # the same code at toy sizes, on the CPU
+    .venv/bin/python benchmarks/gpu_bench.py --compile --repeats 2    # reelgen side with REELGEN_COMPILE=blocks
 
 Random weights time the same as trained ones: the work per step depends only on the architecture, the size and
 the frame count. For each model, one pipeline is built at its published architecture (transformer and VAE as
@@ -281,6 +282,10 @@ def bench(name: str, args: argparse.Namespace) -> dict[str, Any]:
             preset="quality",
         )
     engine = case.engine(case.spec, pipe, device, dtype)
+    # REELGEN_COMPILE=blocks: its compile happens in the first reelgen step (excluded from the per-step median;
+    # use --repeats 2 so the end-to-end minimum has a round without it).
+    engine.compile_blocks = args.compile
+    engine.attention_backend = args.attention
     engine.load()  # once per worker, not per job: placement and the preview projection's fit
     rows: dict[str, list[tuple[list[float], float]]] = {"diffusers": [], "reelgen": []}
     for r in range(args.repeats):
@@ -296,6 +301,7 @@ def bench(name: str, args: argparse.Namespace) -> dict[str, Any]:
         "steps": args.steps,
         "guidance": params.guidance_scale,
         "build_s": round(built, 1),
+        "reelgen_settings": f"compile={'blocks' if args.compile else 'off'}, attention={args.attention or 'default'}",
     }
     for side, results in rows.items():
         steps = [s for per_step, _ in results for s in per_step[1:]] or [results[0][0][0]]
@@ -354,6 +360,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--steps", type=int, default=4, help="denoising steps per run (per-step time: median of 2..n)")
     ap.add_argument("--repeats", type=int, default=1, help="rounds per side, alternating which goes first")
     ap.add_argument("--tiny", action="store_true", help="toy sizes on the CPU (checks the script, times nothing)")
+    ap.add_argument("--compile", action="store_true", help="reelgen side: regional torch.compile (REELGEN_COMPILE)")
+    ap.add_argument("--attention", help="reelgen side: a diffusers attention backend (REELGEN_ATTENTION_BACKEND)")
     ap.add_argument("--json", help="also write the results here")
     args = ap.parse_args(argv)
     if not args.tiny and not torch.cuda.is_available():
@@ -366,7 +374,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     results = [bench(name, args) for name in names]
     device = "CPU (--tiny)" if args.tiny else torch.cuda.get_device_name()
-    print(f"device: {device}; torch {torch.__version__}")
+    print(f"device: {device}; torch {torch.__version__}; reelgen side: {results[0]['reelgen_settings']}")
     print(table(results))
     if args.json:
         with open(args.json, "w") as f:

@@ -71,6 +71,8 @@ def build_worker(
             adapters.capacity = max(1, settings.lora_cache_size)
         if hasattr(engine, "attention_backend"):  # engines with speed presets (reelgen.engines.presets)
             engine.attention_backend = settings.attention_backend
+        if hasattr(engine, "compile_blocks"):  # diffusers engines (reelgen.engines.diffusers_engine)
+            engine.compile_blocks = settings.compile == "blocks"
         if hasattr(engine, "memory_policy"):  # engines that plan GPU memory (reelgen.engines.memory)
             engine.memory_policy = memory_policy(settings)
         return engine

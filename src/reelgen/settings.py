@@ -70,6 +70,11 @@ class Settings(BaseSettings):
     vae_tiling: Literal["auto", "on", "off"] = "auto"
     """Tiled VAE decoding: `auto` turns it on for jobs whose untiled decode would not fit; `on` / `off` force it."""
 
+    compile: Literal["off", "blocks"] = "off"
+    """`blocks`: regional torch.compile of the video transformer's repeated blocks when a worker loads a model
+    (diffusers' compile_repeated_blocks; the first job at each new size pays the compile). Same math with fused
+    kernels. Off by default until measured on GPUs (benchmarks/gpu_bench.py --compile)."""
+
     gpu_memory_gb: float | None = None
     """Most GPU memory (GiB) a worker plans with, e.g. to leave room for another process on the same GPU; the
     free memory the driver reports still applies. `reelgen models` uses it to flag models too large for the GPU."""

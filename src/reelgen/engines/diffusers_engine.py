@@ -43,7 +43,7 @@ from reelgen.engines.memory import (
     plan_job,
     set_vae_tiling,
 )
-from reelgen.engines.presets import speed_preset
+from reelgen.engines.presets import denoisers, speed_preset
 
 FRAMES_PER_CHUNK = 16
 
@@ -114,6 +114,10 @@ class DiffusersEngine(Engine, Generic[PipeT]):
         self.adapters = AdapterCache()
         # A diffusers attention backend for the transformers (REELGEN_ATTENTION_BACKEND); None: diffusers' default.
         self.attention_backend: str | None = None
+        # Regional torch.compile of the transformers' repeated blocks at load (REELGEN_COMPILE=blocks).
+        self.compile_blocks = False
+        # Keyword arguments for torch.compile (tests pass backend="eager": traced by dynamo, no code generated).
+        self.compile_options: dict[str, Any] = {}
         # GPU memory (engines/memory.py): the worker sets the policy from settings; `load` places the weights
         # (the placement holds for the largest job the model accepts when it can), `run` plans every job first.
         self.memory_policy = MemoryPolicy()
@@ -176,6 +180,8 @@ class DiffusersEngine(Engine, Generic[PipeT]):
                 self._preview_projection = self._fit_preview(pipe)
                 pipe.vae.to("cpu")
             apply_placement(pipe, self._placement, self.device)
+            if self.compile_blocks:
+                compile_repeated_blocks(pipe, **self.compile_options)
             if self._placement == "none":
                 self._preview_projection = self._fit_preview(pipe)
             self._on_load(pipe)
@@ -318,6 +324,19 @@ class DiffusersEngine(Engine, Generic[PipeT]):
     def _check_current(self, generation: int) -> None:
         if self._pipe is None or generation != self._generation:
             raise RuntimeError("this engine ran another job (or unloaded) before this video was decoded")
+
+
+def compile_repeated_blocks(pipe: Any, **options: Any) -> int:
+    """Regional compilation: torch.compile each repeated transformer block instead of the whole model (the blocks
+    are alike, so the compiled code is reused and compiling costs seconds, not minutes). Step caches and offload
+    hooks patch the blocks' forward, which the compiled call still runs (with graph breaks where a cache branches on
+    data). Returns how many transformers were compiled."""
+    compiled = 0
+    for model in denoisers(pipe):
+        if getattr(model, "_repeated_blocks", None):
+            model.compile_repeated_blocks(**options)
+            compiled += 1
+    return compiled
 
 
 def cpu_generator(seed: int) -> torch.Generator:
