@@ -198,3 +198,43 @@ def test_the_library_finds_safetensors_only_inside_its_folder(tmp_path: Path, lo
         assert library.find(name) is None, name
     assert not LoraLibrary(None).enabled and LoraLibrary(None).find("one") is None
     assert LoraLibrary(lora_dir).names() == ["other", "style"]
+
+
+def test_a_two_expert_lora_goes_into_both_transformers(engine: WanEngine, tmp_path: Path) -> None:
+    """Wan 2.2 A14B LoRAs (e.g. Lightning) come as high_noise_model / low_noise_model files in one folder: the
+    high-noise file goes into `transformer`, the low-noise one into `transformer_2`, under one adapter name."""
+    from tests.unit.test_engine_presets import two_expert_pipeline
+
+    for expert, seed in [("high_noise_model", 3), ("low_noise_model", 4)]:
+        save_random_lora(tmp_path / "staging" / expert, seed=seed)
+        (tmp_path / "loras" / "lightning").mkdir(parents=True, exist_ok=True)
+        (tmp_path / "staging" / expert / "pytorch_lora_weights.safetensors").rename(
+            tmp_path / "loras" / "lightning" / f"{expert}.safetensors"
+        )
+    save_random_lora(tmp_path / "loras" / "high-only", seed=3)  # the same high-noise weights, alone
+    library = LoraLibrary(tmp_path / "loras")
+    pair = library.weights("lightning")
+    assert (pair.path.name, pair.path_2 and pair.path_2.name) == (
+        "high_noise_model.safetensors",
+        "low_noise_model.safetensors",
+    )
+    assert library.names() == ["high-only", "lightning"]
+
+    # Enough steps that the low-noise expert runs too (the first steps are above the boundary, high-noise only).
+    steps = small(steps=6)
+    experts = WanEngine(SPEC, two_expert_pipeline, "cpu", torch.float32, max_sequence_length=MAX_SEQUENCE_LENGTH)
+    base = generate(experts, steps)
+    both = generate(experts, steps, pair)
+    high_only = generate(experts, steps, library.weights("high-only"))
+    assert not np.array_equal(both, base) and not np.array_equal(both, high_only)
+    adapters = experts.pipe.get_list_adapters()
+    assert adapters["transformer_2"] == ["lightning"] and "lightning" in adapters["transformer"]
+    assert np.array_equal(generate(experts, steps), base)
+    assert np.array_equal(generate(experts, steps, pair), both)
+
+    # A one-transformer model refuses the pair (nothing half-loaded) and keeps working.
+    before = generate(engine, small())
+    with pytest.raises(InvalidParams, match="two-expert") as err:
+        generate(engine, small(), pair)
+    assert err.value.param == "lora" and "lightning" not in engine.adapters.loaded
+    assert np.array_equal(generate(engine, small()), before)

@@ -31,6 +31,10 @@ from reelgen.domain.params import MAX_LORA_SCALE, MIN_LORA_SCALE, is_lora_name
 
 SUFFIX = ".safetensors"
 PREFERRED_FILE = "pytorch_lora_weights.safetensors"
+# Two-expert models (Wan 2.2 A14B): a LoRA folder with one file per expert, named as the Wan 2.2 Lightning
+# releases name them.
+HIGH_NOISE_FILE = "high_noise_model.safetensors"
+LOW_NOISE_FILE = "low_noise_model.safetensors"
 MIN_SCALE = MIN_LORA_SCALE
 MAX_SCALE = MAX_LORA_SCALE
 DEFAULT_CAPACITY = 4
@@ -43,11 +47,17 @@ def is_valid_name(name: str) -> bool:
 
 @dataclass(frozen=True)
 class LoraWeights:
-    """The LoRA one job uses: its name (the adapter name in the pipeline), its safetensors file, its scale."""
+    """The LoRA one job uses: its name (the adapter name in the pipeline), its safetensors file, its scale, and
+    for two-expert models (Wan 2.2 A14B) the low-noise expert's file (`path` is then the high-noise one's)."""
 
     name: str
     path: Path
     scale: float = 1.0
+    path_2: Path | None = None
+
+    @property
+    def files(self) -> tuple[Path, Path | None]:
+        return (self.path, self.path_2)
 
 
 class LoraLibrary:
@@ -61,8 +71,12 @@ class LoraLibrary:
         return self.folder is not None
 
     def find(self, name: str) -> Path | None:
-        """The safetensors file of LoRA `name`, or None. Names that are not plain stems never match, and a
-        symlink leading out of the folder is refused."""
+        """The safetensors file of LoRA `name` (the high-noise one of a two-expert pair), or None. Names that
+        are not plain stems never match, and a symlink leading out of the folder is refused."""
+        found = self._files(name)
+        return found[0] if found else None
+
+    def _files(self, name: str) -> tuple[Path, Path | None] | None:
         if self.folder is None or not is_valid_name(name):
             return None
         candidates: list[Path] = []
@@ -73,14 +87,17 @@ class LoraLibrary:
             sub = self.folder / name
             if sub.is_dir():
                 files = sorted(p for p in sub.iterdir() if p.name.endswith(SUFFIX) and p.is_file())
+                names = {p.name for p in files}
                 preferred = [p for p in files if p.name == PREFERRED_FILE]
-                # Several files and none of them the preferred name: ambiguous, so not a LoRA.
-                candidates = preferred if preferred else files if len(files) == 1 else []
+                if not preferred and {HIGH_NOISE_FILE, LOW_NOISE_FILE} <= names:
+                    candidates = [sub / HIGH_NOISE_FILE, sub / LOW_NOISE_FILE]
+                else:
+                    # Several files and none of them the preferred name: ambiguous, so not a LoRA.
+                    candidates = preferred if preferred else files if len(files) == 1 else []
         root = self.folder.resolve()
-        for path in candidates:
-            if path.resolve().is_relative_to(root):
-                return path
-        return None
+        if not candidates or not all(path.resolve().is_relative_to(root) for path in candidates):
+            return None
+        return candidates[0], candidates[1] if len(candidates) > 1 else None
 
     def exists(self, name: str) -> bool:
         return self.find(name) is not None
@@ -98,10 +115,10 @@ class LoraLibrary:
 
     def weights(self, name: str, scale: float = 1.0) -> LoraWeights:
         """The LoraWeights of `name`; FileNotFoundError when the folder no longer has it."""
-        path = self.find(name)
-        if path is None:
+        found = self._files(name)
+        if found is None:
             raise FileNotFoundError(f"no LoRA named {name!r} in {self.folder}")
-        return LoraWeights(name, path, scale)
+        return LoraWeights(name, found[0], scale, path_2=found[1])
 
 
 class AdapterCache:
@@ -116,8 +133,8 @@ class AdapterCache:
         self.capacity = capacity
         self._lock = threading.Lock()
         self._pipe_id: int | None = None
-        # adapter name -> the file it was loaded from (another file under the same name is loaded in its place)
-        self._loaded: OrderedDict[str, Path] = OrderedDict()
+        # adapter name -> the file(s) it was loaded from (other files under the same name are loaded in its place)
+        self._loaded: OrderedDict[str, tuple[Path, Path | None]] = OrderedDict()
         self.loads = 0
         self.hits = 0
 
@@ -146,7 +163,7 @@ class AdapterCache:
             self._loaded.clear()
         known = self._loaded.get(lora.name)
         # Checked against the pipeline itself too: a reloaded pipeline may reuse a freed one's id().
-        if known is not None and known == lora.path and lora.name in _adapters_in(pipe):
+        if known is not None and known == lora.files and lora.name in _adapters_in(pipe):
             self.hits += 1
             self._loaded.move_to_end(lora.name)
         else:
@@ -158,16 +175,31 @@ class AdapterCache:
                 evicted, _ = self._loaded.popitem(last=False)
                 pipe.delete_adapters([evicted])
             # Only safetensors: load_lora_weights reads a single file with safetensors when it is given the file.
+            if lora.path_2 is not None and getattr(pipe, "transformer_2", None) is None:
+                raise InvalidParams(
+                    f"LoRA {lora.name!r} has high- and low-noise files for a two-expert model (Wan 2.2 A14B); "
+                    "this model has one transformer",
+                    param="lora",
+                )
             try:
                 pipe.load_lora_weights(
                     str(lora.path.parent), weight_name=lora.path.name, adapter_name=lora.name, use_safetensors=True
                 )
-            except (ValueError, KeyError, RuntimeError, OSError) as e:
+                if lora.path_2 is not None:
+                    # The same adapter name on the low-noise expert: set_adapters then switches both at once.
+                    pipe.load_lora_weights(
+                        str(lora.path_2.parent),
+                        weight_name=lora.path_2.name,
+                        adapter_name=lora.name,
+                        use_safetensors=True,
+                        load_into_transformer_2=True,
+                    )
+            except (ValueError, KeyError, RuntimeError, OSError, AttributeError) as e:
                 _discard_adapter(pipe, lora.name)
                 raise InvalidParams(f"LoRA {lora.name!r} cannot be applied to this model: {e}", param="lora") from e
             if lora.name not in _adapters_in(pipe):  # diffusers only warns when no key matched
                 raise InvalidParams(f"LoRA {lora.name!r} has no weights for this model's layers", param="lora")
-            self._loaded[lora.name] = lora.path
+            self._loaded[lora.name] = lora.files
             self.loads += 1
         pipe.enable_lora()
         pipe.set_adapters([lora.name], [lora.scale])

@@ -172,10 +172,10 @@ class Worker:
         """The job's LoRA file in the LoRA folder; a LoRA removed since the job was accepted fails it for good."""
         if name is None:
             return None
-        path = LoraLibrary(self.config.lora_dir).find(name)
-        if path is None:
-            raise InvalidParams(f"no LoRA named {name!r} in this worker's LoRA folder", param="lora")
-        return LoraWeights(name, path, scale)
+        try:
+            return LoraLibrary(self.config.lora_dir).weights(name, scale)
+        except FileNotFoundError:
+            raise InvalidParams(f"no LoRA named {name!r} in this worker's LoRA folder", param="lora") from None
 
     def _check_frames(self, clips: list[EncodedClip]) -> str | None:
         """The frame-check hook on frames sampled evenly from every variation: the reason to hold the finished
