@@ -224,3 +224,25 @@ def test_the_worker_encodes_an_ltx_clip_to_mp4(engine: LTXEngine, tmp_path: Path
     info = probe(clip.video)
     assert (info.num_frames, info.width, info.height, info.fps) == (17, 64, 64, 24)
     assert clip.stats["decode_seconds"] >= 0 and clip.thumbnail is not None and clip.thumbnail.is_file()
+
+
+def test_image_to_video_through_the_condition_pipeline_exactly() -> None:
+    """LTX 0.9.5+ checkpoints run image-to-video through LTXConditionPipeline (the image a condition at frame 0):
+    the engine's output is what that pipeline returns for output_type="np"."""
+    from diffusers.pipelines.ltx.pipeline_ltx_condition import LTXConditionPipeline, LTXVideoCondition
+
+    engine = LTXEngine(
+        SPEC,
+        build_tiny_ltx_pipeline,
+        "cpu",
+        max_sequence_length=MAX_SEQUENCE_LENGTH,
+        decode_timestep=0.05,
+        decode_noise_scale=0.025,
+        condition_pipeline=True,
+    )
+    p = params(negative_prompt="blurry")
+    ours = generate(engine, p, IMAGE)
+    assert isinstance(engine._image_pipe, LTXConditionPipeline) and ours.shape == (9, 64, 64, 3)
+    condition = LTXVideoCondition(image=PIL.Image.fromarray(IMAGE), frame_index=0)
+    np.testing.assert_array_equal(ours, diffusers_reference(engine._image_pipe, p, conditions=[condition]))
+    assert not np.array_equal(ours, generate(engine, p))  # text-to-video is still LTXPipeline

@@ -22,6 +22,7 @@ import torch
 
 # Imported from their modules, not `from diffusers import ...`, so type checkers see the real classes.
 from diffusers.pipelines.ltx.pipeline_ltx import LTXPipeline
+from diffusers.pipelines.ltx.pipeline_ltx_condition import LTXConditionPipeline, LTXVideoCondition
 from diffusers.pipelines.ltx.pipeline_ltx_image2video import LTXImageToVideoPipeline
 from diffusers.utils.torch_utils import randn_tensor
 
@@ -66,8 +67,10 @@ def create_engine(
     max_sequence_length: int = MAX_SEQUENCE_LENGTH,
     decode_timestep: float = 0.0,
     decode_noise_scale: float | None = None,
+    condition_pipeline: bool = False,
 ) -> LTXEngine:
     """Registry factory: `register(spec, "reelgen.engines.ltx:create_engine", options={"source": "..."})`.
+    `condition_pipeline`: image-to-video through LTXConditionPipeline (how 0.9.5+ checkpoints are meant to run).
 
     Fails here, before any job work, when the weights are missing and cannot be downloaded (HF_HUB_OFFLINE).
     """
@@ -82,6 +85,7 @@ def create_engine(
         max_sequence_length=max_sequence_length,
         decode_timestep=decode_timestep,
         decode_noise_scale=decode_noise_scale,
+        condition_pipeline=condition_pipeline,
     )
 
 
@@ -89,7 +93,9 @@ class LTXEngine(DiffusersEngine[LTXPipeline]):
     """One LTX pipeline (engines/diffusers_engine.py: residency, memory plan, reported denoising).
 
     Text-to-video runs LTXPipeline; with `request.input_image` the same components (no second copy of the
-    weights) run as LTXImageToVideoPipeline, which keeps the image as the first frame.
+    weights) run as LTXImageToVideoPipeline, which keeps the image as the first frame, or, with
+    `condition_pipeline` (0.9.5 and later), as LTXConditionPipeline with the image as a condition at frame 0:
+    the pipeline the next stages (extend from a clip's last frames, conditions at other frames) build on.
     """
 
     def __init__(
@@ -102,13 +108,15 @@ class LTXEngine(DiffusersEngine[LTXPipeline]):
         decode_timestep: float = 0.0,
         decode_noise_scale: float | None = None,
         frames_per_chunk: int = FRAMES_PER_CHUNK,
+        condition_pipeline: bool = False,
     ) -> None:
         super().__init__(spec, pipeline_loader, device, frames_per_chunk=frames_per_chunk)
+        self.condition_pipeline = condition_pipeline
         self.max_sequence_length = max_sequence_length
         self.decode_timestep = decode_timestep
         # diffusers' rule: no explicit noise scale means "the decode timestep".
         self.decode_noise_scale = decode_timestep if decode_noise_scale is None else decode_noise_scale
-        self._image_pipe: LTXImageToVideoPipeline | None = None
+        self._image_pipe: LTXImageToVideoPipeline | LTXConditionPipeline | None = None
 
     # -- what differs from other families ----------------------------------------------------------------
 
@@ -119,7 +127,8 @@ class LTXEngine(DiffusersEngine[LTXPipeline]):
         return _fit_preview_projection(pipe, self.decode_timestep)
 
     def _on_load(self, pipe: LTXPipeline) -> None:
-        self._image_pipe = LTXImageToVideoPipeline(**pipe.components)
+        image_class = LTXConditionPipeline if self.condition_pipeline else LTXImageToVideoPipeline
+        self._image_pipe = image_class(**pipe.components)
         self._image_pipe.set_progress_bar_config(disable=True)
 
     def _on_unload(self) -> None:
@@ -158,6 +167,9 @@ class LTXEngine(DiffusersEngine[LTXPipeline]):
             }
             if request.input_image is not None:
                 image = PIL.Image.fromarray(np.ascontiguousarray(request.input_image), mode="RGB")
+                if isinstance(image_pipe, LTXConditionPipeline):
+                    # Returns unpacked latents (batch, channels, frames, height, width); `_decode` takes both.
+                    return image_pipe(conditions=[LTXVideoCondition(image=image, frame_index=0)], **common)[0]
                 return image_pipe(image=image, **common)[0]
             return pipe(**common)[0]
 
@@ -202,17 +214,20 @@ class LTXEngine(DiffusersEngine[LTXPipeline]):
     def _decode(
         self, packed: torch.Tensor, request: StageRequest, generator: torch.Generator, generation: int
     ) -> np.ndarray:
-        """What LTXPipeline.__call__ does after its loop for output_type="np", returning uint8 frames."""
+        """What LTXPipeline.__call__ (and LTXConditionPipeline's) does after its loop for output_type="np",
+        returning uint8 frames. `packed` is LTXPipeline's token layout, or already unpacked (condition pipeline)."""
         self._check_current(generation)
         pipe = self.pipe
         params = request.params
         vae = pipe.vae
-        latents = pipe._unpack_latents(
-            packed,
-            *_latent_shape(pipe, params.num_frames, params.size.height, params.size.width),
-            pipe.transformer_spatial_patch_size,
-            pipe.transformer_temporal_patch_size,
-        )
+        latents = packed
+        if latents.ndim == 3:
+            latents = pipe._unpack_latents(
+                packed,
+                *_latent_shape(pipe, params.num_frames, params.size.height, params.size.width),
+                pipe.transformer_spatial_patch_size,
+                pipe.transformer_temporal_patch_size,
+            )
         latents = pipe._denormalize_latents(latents, vae.latents_mean, vae.latents_std, vae.config.scaling_factor)
         latents = latents.to(pipe.text_encoder.dtype)
         timestep: torch.Tensor | None = None

@@ -351,7 +351,8 @@ OPEN_MODELS: tuple[tuple[ModelSpec, str, dict[str, object]], ...] = (
     (WAN22_TI2V_5B, WAN_FACTORY, {"source": "Wan-AI/Wan2.2-TI2V-5B-Diffusers"}),
     (WAN22_T2V_A14B, WAN_FACTORY, {"source": "Wan-AI/Wan2.2-T2V-A14B-Diffusers"}),
     (WAN22_I2V_A14B, WAN_FACTORY, {"source": "Wan-AI/Wan2.2-I2V-A14B-Diffusers", "image_to_video": True}),
-    # 0.9.1 and later VAEs are timestep-conditioned: decode at t=0.05 with 2.5% noise (diffusers' LTX docs).
+    # 0.9.1 and later VAEs are timestep-conditioned: decode at t=0.05 with 2.5% noise (diffusers' LTX docs);
+    # 0.9.5 and later animate images through LTXConditionPipeline.
     (
         LTX_VIDEO_0_9_1,
         LTX_FACTORY,
@@ -360,12 +361,22 @@ OPEN_MODELS: tuple[tuple[ModelSpec, str, dict[str, object]], ...] = (
     (
         LTX_VIDEO_0_9_7_DEV,
         LTX_FACTORY,
-        {"source": "Lightricks/LTX-Video-0.9.7-dev", "decode_timestep": 0.05, "decode_noise_scale": 0.025},
+        {
+            "source": "Lightricks/LTX-Video-0.9.7-dev",
+            "decode_timestep": 0.05,
+            "decode_noise_scale": 0.025,
+            "condition_pipeline": True,
+        },
     ),
     (
         LTX_VIDEO_0_9_7_DISTILLED,
         LTX_FACTORY,
-        {"source": "Lightricks/LTX-Video-0.9.7-distilled", "decode_timestep": 0.05, "decode_noise_scale": 0.025},
+        {
+            "source": "Lightricks/LTX-Video-0.9.7-distilled",
+            "decode_timestep": 0.05,
+            "decode_noise_scale": 0.025,
+            "condition_pipeline": True,
+        },
     ),
     (HUNYUAN_VIDEO, HUNYUAN_FACTORY, {"source": "hunyuanvideo-community/HunyuanVideo"}),
     (COGVIDEOX_5B, COGVIDEOX_FACTORY, {"source": "THUDM/CogVideoX-5b"}),
