@@ -66,13 +66,16 @@ def build_worker(
 
     def build_engine(model_id: str) -> Engine:
         engine = create_engine(model_id, device=settings.device)
+        from reelgen.engines.diffusers_engine import DiffusersEngine  # torch: imported with the first model
+
         adapters = getattr(engine, "adapters", None)  # engines that take per-request LoRAs
         if adapters is not None:
             adapters.capacity = max(1, settings.lora_cache_size)
         if hasattr(engine, "attention_backend"):  # engines with speed presets (reelgen.engines.presets)
             engine.attention_backend = settings.attention_backend
-        if hasattr(engine, "compile_blocks"):  # diffusers engines (reelgen.engines.diffusers_engine)
+        if isinstance(engine, DiffusersEngine):
             engine.compile_blocks = settings.compile == "blocks"
+            engine.fp8_weights = settings.fp8_weights
         if hasattr(engine, "memory_policy"):  # engines that plan GPU memory (reelgen.engines.memory)
             engine.memory_policy = memory_policy(settings)
         return engine

@@ -75,6 +75,11 @@ class Settings(BaseSettings):
     (diffusers' compile_repeated_blocks; the first job at each new size pays the compile). Same math with fused
     kernels. Off by default until measured on GPUs (benchmarks/gpu_bench.py --compile)."""
 
+    fp8_weights: bool = False
+    """Store the video transformers' weights in float8 (e4m3) and compute each layer in the model's own dtype
+    (diffusers' layerwise casting; norms and embeddings stay as they are): about half the transformer memory of
+    bfloat16, so a larger model fits without offloading, at a small cost in quality. The memory plan counts it."""
+
     gpu_memory_gb: float | None = None
     """Most GPU memory (GiB) a worker plans with, e.g. to leave room for another process on the same GPU; the
     free memory the driver reports still applies. `reelgen models` uses it to flag models too large for the GPU."""

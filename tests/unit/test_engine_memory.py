@@ -17,7 +17,7 @@ from reelgen.domain.params import GenerationParams, ParamLimits, validate_params
 from reelgen.engines import registry
 from reelgen.engines.base import StageRequest
 from reelgen.engines.ltx import LTXEngine
-from reelgen.engines.memory import HEADROOM, DoesNotFit, MemoryPolicy, peak_bytes
+from reelgen.engines.memory import HEADROOM, DoesNotFit, MemoryPolicy, module_bytes, peak_bytes
 from reelgen.engines.tiny_ltx import TINY_RANDOM_LTX
 from reelgen.engines.tiny_ltx import create_engine as create_tiny_ltx
 from reelgen.engines.tiny_wan import MAX_SEQUENCE_LENGTH, build_tiny_wan_pipeline
@@ -206,3 +206,29 @@ def test_ltx_tiling_and_refusal() -> None:
         ltx.run(StageRequest(p), sink)
     assert sink.steps == []
     assert torch.get_num_threads() == 1
+
+
+def test_fp8_weights_shrink_the_measured_transformer_and_keep_the_video(checkpoint: Path, engine: WanEngine) -> None:
+    """REELGEN_FP8_WEIGHTS: the transformer's layer weights sit in float8 and are upcast per layer, so the footprint
+    the memory plan works from shrinks, and the video stays close to the full-precision one."""
+    reg = registry.Registry()
+    reg.register(
+        replace(SPEC, id="tiny-wan-fp8"),
+        "reelgen.engines.wan:create_engine",
+        options={"source": str(checkpoint), "max_sequence_length": MAX_SEQUENCE_LENGTH},
+    )
+    fp8 = reg.create_engine("tiny-wan-fp8", device="cpu")
+    assert isinstance(fp8, WanEngine)
+    fp8.fp8_weights = True
+    fp8.load()
+    assert engine._footprint is not None and fp8._footprint is not None
+    assert fp8._footprint.transformers[0] < engine._footprint.transformers[0]
+    assert fp8._footprint.text_encoder == engine._footprint.text_encoder
+    # float32 -> float8 for the blocks' layer weights (norms stay: at real sizes they are a rounding error).
+    full, small = module_bytes(engine.pipe.transformer.blocks), module_bytes(fp8.pipe.transformer.blocks)
+    assert small < 0.3 * full
+    assert torch.float8_e4m3fn in {p.dtype for p in fp8.pipe.transformer.blocks.parameters()}
+    p = params()
+    ours, reference = frames(fp8, p).astype(int), frames(engine, p).astype(int)
+    assert ours.shape == reference.shape and not np.array_equal(ours, reference)
+    assert np.abs(ours - reference).mean() < 8  # a rounding of the weights, not another video

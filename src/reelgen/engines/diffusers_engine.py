@@ -116,6 +116,8 @@ class DiffusersEngine(Engine, Generic[PipeT]):
         self.attention_backend: str | None = None
         # Regional torch.compile of the transformers' repeated blocks at load (REELGEN_COMPILE=blocks).
         self.compile_blocks = False
+        # Transformer weights stored in float8, computed layer by layer in their dtype (REELGEN_FP8_WEIGHTS).
+        self.fp8_weights = False
         # Keyword arguments for torch.compile (tests pass backend="eager": traced by dynamo, no code generated).
         self.compile_options: dict[str, Any] = {}
         # GPU memory (engines/memory.py): the worker sets the policy from settings; `load` places the weights
@@ -161,6 +163,8 @@ class DiffusersEngine(Engine, Generic[PipeT]):
             # Measured before this model's weights arrive (the worker unloaded the previous model already).
             self._free_at_load = device_free_bytes(self.device)
             pipe: Any = self._loader()
+            if self.fp8_weights:
+                store_weights_in_fp8(pipe)  # before measuring: the memory plan sees the smaller weights
             self._footprint = measure_footprint(pipe.components)
             self._placement = placement or placement_for(
                 self.spec,
@@ -324,6 +328,17 @@ class DiffusersEngine(Engine, Generic[PipeT]):
     def _check_current(self, generation: int) -> None:
         if self._pipe is None or generation != self._generation:
             raise RuntimeError("this engine ran another job (or unloaded) before this video was decoded")
+
+
+def store_weights_in_fp8(pipe: Any) -> int:
+    """Layerwise casting: each transformer layer's weights are kept in float8 e4m3 and upcast to the model's dtype
+    just for its forward (diffusers skips norms, embeddings and output projections by default). Returns how
+    many transformers were cast."""
+    cast = 0
+    for model in denoisers(pipe):
+        model.enable_layerwise_casting(storage_dtype=torch.float8_e4m3fn, compute_dtype=model.dtype)
+        cast += 1
+    return cast
 
 
 def compile_repeated_blocks(pipe: Any, **options: Any) -> int:
