@@ -5,12 +5,15 @@ from __future__ import annotations
 
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import PIL.Image
 import pytest
 import torch
+from diffusers.pipelines.ltx.modeling_latent_upsampler import LTXLatentUpsamplerModel
 from diffusers.pipelines.ltx.pipeline_ltx import LTXPipeline
+from diffusers.pipelines.ltx.pipeline_ltx_latent_upsample import LTXLatentUpsamplePipeline
 
 from reelgen.domain.errors import InvalidParams, JobCancelled
 from reelgen.domain.models import Size
@@ -51,7 +54,7 @@ def generate(engine: LTXEngine, p: GenerationParams, image: np.ndarray | None = 
     return frames_of(engine.run(StageRequest(p, input_image=image), RecordingSink()))
 
 
-def diffusers_reference(pipe: LTXPipeline, p: GenerationParams, **extra: object) -> np.ndarray:
+def diffusers_reference(pipe: Any, p: GenerationParams, **extra: object) -> np.ndarray:
     """What the pipeline itself returns for the same request, as uint8."""
     frames = pipe(
         prompt=p.prompt,
@@ -246,3 +249,103 @@ def test_image_to_video_through_the_condition_pipeline_exactly() -> None:
     condition = LTXVideoCondition(image=PIL.Image.fromarray(IMAGE), frame_index=0)
     np.testing.assert_array_equal(ours, diffusers_reference(engine._image_pipe, p, conditions=[condition]))
     assert not np.array_equal(ours, generate(engine, p))  # text-to-video is still LTXPipeline
+
+
+def tiny_upsampler(vae: object) -> LTXLatentUpsamplePipeline:
+    """A latent upsampler at a tiny random config (2x in space) around the model's VAE."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        model = LTXLatentUpsamplerModel(
+            in_channels=8, mid_channels=32, num_blocks_per_stage=1, dims=3, spatial_upsample=True
+        ).eval()
+    return LTXLatentUpsamplePipeline(vae=vae, latent_upsampler=model)  # type: ignore[arg-type]
+
+
+def test_the_upscale_stage_doubles_a_clip_exactly_as_the_two_pipelines_do() -> None:
+    """LTX 0.9.7's second pass as a stage: the clip is encoded, its latents upsampled 2x, re-noised 40% and
+    denoised with the prompt at the new size (LTXConditionPipeline), then decoded; the same as running diffusers'
+    LTXLatentUpsamplePipeline and LTXConditionPipeline by hand with one generator."""
+    from diffusers.pipelines.ltx.pipeline_ltx_condition import LTXConditionPipeline
+
+    engine = LTXEngine(
+        SPEC,
+        build_tiny_ltx_pipeline,
+        "cpu",
+        max_sequence_length=MAX_SEQUENCE_LENGTH,
+        decode_timestep=0.05,
+        decode_noise_scale=0.025,
+        upsampler_loader=tiny_upsampler,
+    )
+    low = generate(engine, params(seed=3))
+    p = params(size="128x128", seed=3, steps=5)
+    sink = RecordingSink()
+    high = frames_of(engine.run(StageRequest(p, stage="upscale", init_frames=low), sink))
+    assert high.shape == (9, 128, 128, 3)
+    assert sink.steps and sink.steps[-1][0] == sink.steps[-1][1] == len(sink.steps) == 2  # 40% of 5 steps
+
+    pipe = build_tiny_ltx_pipeline()
+    generator = torch.Generator().manual_seed(3)
+    video: list[Any] = [PIL.Image.fromarray(f) for f in low]
+    upsampled = tiny_upsampler(pipe.vae)(
+        video=video, height=64, width=64, generator=generator, output_type="latent", return_dict=False
+    )[0]
+    frames = LTXConditionPipeline(**pipe.components)(
+        latents=upsampled,
+        denoise_strength=0.4,
+        prompt=p.prompt,
+        height=128,
+        width=128,
+        num_frames=9,
+        frame_rate=p.fps,
+        num_inference_steps=5,
+        guidance_scale=p.guidance_scale,
+        generator=generator,
+        max_sequence_length=MAX_SEQUENCE_LENGTH,
+        decode_timestep=0.05,
+        decode_noise_scale=0.025,
+        output_type="np",
+    ).frames[0]
+    np.testing.assert_array_equal(high, np.round(frames * 255).astype(np.uint8))
+
+    for request, param in [
+        (StageRequest(params(size="96x64"), stage="upscale", init_frames=low), "size"),
+        (StageRequest(p, stage="upscale"), "input_reference"),
+        (StageRequest(p, stage="upscale", init_frames=low[:5]), "seconds"),
+        (StageRequest(params(size="128x128", steps=2), stage="upscale", init_frames=low), "steps"),
+    ]:
+        with pytest.raises(InvalidParams) as err:
+            engine.run(request, RecordingSink())
+        assert err.value.param == param
+    plain = create_engine(SPEC, "cpu")  # no upsampler configured
+    with pytest.raises(InvalidParams, match="no latent upsampler") as err:
+        plain.run(StageRequest(p, stage="upscale", init_frames=low), RecordingSink())
+    assert err.value.param == "stage"
+
+
+def test_an_upsampler_folder_is_found_through_the_registry(tmp_path: Path) -> None:
+    """The `upsampler` option (a repo id or a diffusers folder, as Lightricks/ltxv-spatial-upscaler-0.9.7 is laid
+    out) is loaded around the model's VAE when the first upscale job comes."""
+    model, upsampler = tmp_path / "ltx", tmp_path / "upsampler"
+    pipe = build_tiny_ltx_pipeline()
+    pipe.save_pretrained(model)
+    tiny_upsampler(pipe.vae).save_pretrained(upsampler)
+    reg = Registry()
+    reg.register(
+        replace(SPEC, id="tiny-ltx-upscaling"),
+        "reelgen.engines.ltx:create_engine",
+        options={
+            "source": str(model),
+            "dtype": "float32",
+            "max_sequence_length": MAX_SEQUENCE_LENGTH,
+            "upsampler": str(upsampler),
+        },
+    )
+    loaded = reg.create_engine("tiny-ltx-upscaling", device="cpu")
+    reference = LTXEngine(
+        SPEC, build_tiny_ltx_pipeline, "cpu", max_sequence_length=MAX_SEQUENCE_LENGTH, upsampler_loader=tiny_upsampler
+    )
+    low = generate(reference, params(seed=4))
+    request = StageRequest(params(size="128x128", seed=4, steps=3), stage="upscale", init_frames=low)
+    assert np.array_equal(
+        frames_of(loaded.run(request, RecordingSink())), frames_of(reference.run(request, RecordingSink()))
+    )

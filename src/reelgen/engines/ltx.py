@@ -12,6 +12,7 @@ so a clip is decoded in one VAE call, not frame by frame; large sizes should use
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -24,11 +25,13 @@ import torch
 from diffusers.pipelines.ltx.pipeline_ltx import LTXPipeline
 from diffusers.pipelines.ltx.pipeline_ltx_condition import LTXConditionPipeline, LTXVideoCondition
 from diffusers.pipelines.ltx.pipeline_ltx_image2video import LTXImageToVideoPipeline
+from diffusers.pipelines.ltx.pipeline_ltx_latent_upsample import LTXLatentUpsamplePipeline
 from diffusers.utils.torch_utils import randn_tensor
 
+from reelgen.domain.errors import InvalidParams
 from reelgen.domain.models import ModelSpec
 from reelgen.engines.alignment import align_weights
-from reelgen.engines.base import ProgressSink, StageRequest, VideoOutput
+from reelgen.engines.base import STAGE_UPSCALE, ProgressSink, StageRequest, VideoOutput
 from reelgen.engines.diffusers_engine import (
     DTYPE_KWARG,
     FRAMES_PER_CHUNK,
@@ -43,6 +46,8 @@ from reelgen.engines.memory import ActivationProfile, family_profile, with_vae_t
 from reelgen.engines.previews import fit_rgb_projection, project_to_rgb
 from reelgen.engines.weights import require_weights
 
+# LTX 0.9.7's two-pass recipe: the upsampled latents are re-noised this far and denoised again.
+REFINE_STRENGTH = 0.4
 # LTX checkpoints were trained with 128-token prompts (the pipeline's default).
 MAX_SEQUENCE_LENGTH = 128
 # Previews are upsampled from latent resolution (1/32 of the video for real LTX) towards this long side.
@@ -68,9 +73,12 @@ def create_engine(
     decode_timestep: float = 0.0,
     decode_noise_scale: float | None = None,
     condition_pipeline: bool = False,
+    upsampler: str | None = None,
 ) -> LTXEngine:
     """Registry factory: `register(spec, "reelgen.engines.ltx:create_engine", options={"source": "..."})`.
     `condition_pipeline`: image-to-video through LTXConditionPipeline (how 0.9.5+ checkpoints are meant to run).
+    `upsampler`: the repo or folder of a latent upsampler (e.g. Lightricks/ltxv-spatial-upscaler-0.9.7) for the
+    upscale stage; its weights are looked up when an upscale job comes, so the model runs without them.
 
     Fails here, before any job work, when the weights are missing and cannot be downloaded (HF_HUB_OFFLINE).
     """
@@ -86,7 +94,21 @@ def create_engine(
         decode_timestep=decode_timestep,
         decode_noise_scale=decode_noise_scale,
         condition_pipeline=condition_pipeline,
+        upsampler_loader=None if upsampler is None else _upsampler_loader(upsampler, torch_dtype),
     )
+
+
+def load_ltx_upsampler(source: str | Path, *, vae: Any, dtype: torch.dtype) -> LTXLatentUpsamplePipeline:
+    """The latent upsampler pipeline of `source` around an already loaded LTX VAE (no second copy of it)."""
+    return LTXLatentUpsamplePipeline.from_pretrained(source, vae=vae, **{DTYPE_KWARG: dtype})
+
+
+def _upsampler_loader(source: str, dtype: torch.dtype) -> Callable[[Any], LTXLatentUpsamplePipeline]:
+    def load(vae: Any) -> LTXLatentUpsamplePipeline:
+        require_weights(source)  # a clear "hf download ..." for the upscale job, not an ImportError-like crash
+        return load_ltx_upsampler(source, vae=vae, dtype=dtype)
+
+    return load
 
 
 class LTXEngine(DiffusersEngine[LTXPipeline]):
@@ -109,9 +131,15 @@ class LTXEngine(DiffusersEngine[LTXPipeline]):
         decode_noise_scale: float | None = None,
         frames_per_chunk: int = FRAMES_PER_CHUNK,
         condition_pipeline: bool = False,
+        upsampler_loader: Callable[[Any], LTXLatentUpsamplePipeline] | None = None,
+        refine_strength: float = REFINE_STRENGTH,
     ) -> None:
         super().__init__(spec, pipeline_loader, device, frames_per_chunk=frames_per_chunk)
         self.condition_pipeline = condition_pipeline
+        # The upscale stage: builds the latent upsampler pipeline around the model's VAE (loaded on first use).
+        self._upsampler_loader = upsampler_loader
+        self._upsample_pipe: LTXLatentUpsamplePipeline | None = None
+        self.refine_strength = refine_strength
         self.max_sequence_length = max_sequence_length
         self.decode_timestep = decode_timestep
         # diffusers' rule: no explicit noise scale means "the decode timestep".
@@ -133,11 +161,14 @@ class LTXEngine(DiffusersEngine[LTXPipeline]):
 
     def _on_unload(self) -> None:
         self._image_pipe = None
+        self._upsample_pipe = None
 
     # -- one job -----------------------------------------------------------------------------------------
 
     def run(self, request: StageRequest, sink: ProgressSink) -> VideoOutput:
         self.load()
+        if request.stage == STAGE_UPSCALE:
+            return self._upscale(request, sink)
         self._check_request(self.pipe, request)
         self._plan_memory(request)  # may reload the pipeline with more offloading
         pipe, image_pipe = self.pipe, self._image_pipe
@@ -148,23 +179,7 @@ class LTXEngine(DiffusersEngine[LTXPipeline]):
         generator = cpu_generator(request.seed)
 
         def call(on_step_end: StepCallback) -> torch.Tensor:
-            common: dict[str, Any] = {
-                "prompt": params.prompt,
-                "negative_prompt": params.negative_prompt or None,
-                "height": params.size.height,
-                "width": params.size.width,
-                "num_frames": params.num_frames,
-                # LTX scales its RoPE positions by the frame rate: tell it the rate the video will play at.
-                "frame_rate": params.fps,
-                "num_inference_steps": params.steps,
-                "guidance_scale": params.guidance_scale,
-                "generator": generator,
-                "output_type": "latent",
-                "return_dict": False,
-                "callback_on_step_end": on_step_end,
-                "callback_on_step_end_tensor_inputs": ["latents"],
-                "max_sequence_length": self.max_sequence_length,
-            }
+            common = self._call_arguments(params, generator, on_step_end)
             if request.input_image is not None:
                 image = PIL.Image.fromarray(np.ascontiguousarray(request.input_image), mode="RGB")
                 if isinstance(image_pipe, LTXConditionPipeline):
@@ -183,6 +198,110 @@ class LTXEngine(DiffusersEngine[LTXPipeline]):
             chunks=self._lazy_chunks(lambda: self._decode(packed, request, generator, generation), stats),
             stats=stats,
         )
+
+    def _call_arguments(self, params: Any, generator: torch.Generator, on_step_end: StepCallback) -> dict[str, Any]:
+        """The pipeline arguments every LTX call shares (LTXPipeline, its image and condition pipelines)."""
+        return {
+            "prompt": params.prompt,
+            "negative_prompt": params.negative_prompt or None,
+            "height": params.size.height,
+            "width": params.size.width,
+            "num_frames": params.num_frames,
+            # LTX scales its RoPE positions by the frame rate: tell it the rate the video will play at.
+            "frame_rate": params.fps,
+            "num_inference_steps": params.steps,
+            "guidance_scale": params.guidance_scale,
+            "generator": generator,
+            "output_type": "latent",
+            "return_dict": False,
+            "callback_on_step_end": on_step_end,
+            "callback_on_step_end_tensor_inputs": ["latents"],
+            "max_sequence_length": self.max_sequence_length,
+        }
+
+    # -- the upscale stage -------------------------------------------------------------------------------
+
+    def _upscale(self, request: StageRequest, sink: ProgressSink) -> VideoOutput:
+        """LTX 0.9.7's second pass as a stage: a clip (`init_frames`) is encoded, its latents doubled in size by
+        the latent upsampler, and `refine_strength` of the way re-noised and denoised again at the new size with
+        the prompt (LTXConditionPipeline with `latents` and `denoise_strength`), then decoded. The frames must be
+        half of `params.size` on each side; the frame count stays."""
+        if self._upsampler_loader is None:
+            raise InvalidParams(f"model {self.spec.id} has no latent upsampler to upscale with", param="stage")
+        frames = self._check_upscale(request)
+        self._plan_memory(request)  # at the output size
+        upsampler, refiner = self._upscale_pipes()
+        params = request.params
+        generator = cpu_generator(request.seed)
+        video: list[Any] = [PIL.Image.fromarray(np.ascontiguousarray(frame), mode="RGB") for frame in frames]
+        latent_shape = _latent_shape(self.pipe, params.num_frames, params.size.height, params.size.width)
+
+        def call(on_step_end: StepCallback) -> torch.Tensor:
+            low = upsampler(
+                video=video,
+                height=frames.shape[1],
+                width=frames.shape[2],
+                generator=generator,
+                output_type="latent",
+                return_dict=False,
+            )[0]
+            common = self._call_arguments(params, generator, on_step_end)
+            return refiner(latents=low, denoise_strength=self.refine_strength, **common)[0]
+
+        latents, stats = self._denoise(request, sink, call, lambda packed: self._preview(packed, latent_shape))
+        generation = self._generation
+        return VideoOutput(
+            width=params.size.width,
+            height=params.size.height,
+            fps=params.fps,
+            num_frames=params.num_frames,
+            chunks=self._lazy_chunks(lambda: self._decode(latents, request, generator, generation), stats),
+            stats=stats,
+        )
+
+    def _upscale_pipes(self) -> tuple[LTXLatentUpsamplePipeline, LTXConditionPipeline]:
+        """The latent upsampler (loaded on first use, sharing the model's VAE) and a condition pipeline over the
+        loaded components for the refining pass."""
+        assert self._upsampler_loader is not None
+        if self._upsample_pipe is None:
+            self._upsample_pipe = self._upsampler_loader(self.pipe.vae)
+            self._upsample_pipe.to(self.device)
+            self._upsample_pipe.set_progress_bar_config(disable=True)
+        refiner = self._image_pipe
+        if not isinstance(refiner, LTXConditionPipeline):
+            refiner = LTXConditionPipeline(**self.pipe.components)
+            refiner.set_progress_bar_config(disable=True)
+        return self._upsample_pipe, refiner
+
+    def _check_upscale(self, request: StageRequest) -> np.ndarray:
+        frames = request.init_frames
+        if frames is None or frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
+            raise InvalidParams("upscaling needs the clip's frames: uint8 RGB (T, H, W, 3)", param="input_reference")
+        if request.input_image is not None:
+            raise InvalidParams("the upscale stage takes a clip, not an image", param="input_reference")
+        params = request.params
+        height, width = frames.shape[1:3]
+        if (params.size.width, params.size.height) != (2 * width, 2 * height):
+            raise InvalidParams(
+                f"upscaling doubles the size: a {width}x{height} clip becomes {2 * width}x{2 * height}, "
+                f"not {params.size}",
+                param="size",
+            )
+        if params.num_frames != len(frames):
+            raise InvalidParams(f"the clip has {len(frames)} frames; params say {params.num_frames}", param="seconds")
+        # The upsampler encodes the clip at its own size: half the output's 32-multiples is not always enough.
+        if width % self.pipe.vae_spatial_compression_ratio or height % self.pipe.vae_spatial_compression_ratio:
+            raise InvalidParams(
+                f"the clip's sides must be multiples of {self.pipe.vae_spatial_compression_ratio}", param="size"
+            )
+        self._check_grid(request, multiple=32, temporal=self.pipe.vae_temporal_compression_ratio)
+        if int(params.steps * self.refine_strength) < 1:
+            least = math.ceil(1 / self.refine_strength)
+            raise InvalidParams(
+                f"the upscale pass runs {self.refine_strength:.0%} of the steps: ask for at least {least}",
+                param="steps",
+            )
+        return frames
 
     def _check_request(self, pipe: LTXPipeline, request: StageRequest) -> None:
         """Refuse what the pipeline would reject late or silently round (sizes, frame counts)."""

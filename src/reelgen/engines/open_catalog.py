@@ -31,6 +31,9 @@ LTX_FACTORY = "reelgen.engines.ltx:create_engine"
 HUNYUAN_FACTORY = "reelgen.engines.hunyuan:create_engine"
 COGVIDEOX_FACTORY = "reelgen.engines.cogvideox:create_engine"
 
+# The latent upsampler of LTX 0.9.7's two-pass recipe (the engine's upscale stage; optional).
+LTX_0_9_7_UPSAMPLER = "Lightricks/ltxv-spatial-upscaler-0.9.7"
+
 TEXT = ("text",)
 TEXT_IMAGE = ("text", "image")
 
@@ -366,6 +369,7 @@ OPEN_MODELS: tuple[tuple[ModelSpec, str, dict[str, object]], ...] = (
             "decode_timestep": 0.05,
             "decode_noise_scale": 0.025,
             "condition_pipeline": True,
+            "upsampler": LTX_0_9_7_UPSAMPLER,
         },
     ),
     (
@@ -376,6 +380,7 @@ OPEN_MODELS: tuple[tuple[ModelSpec, str, dict[str, object]], ...] = (
             "decode_timestep": 0.05,
             "decode_noise_scale": 0.025,
             "condition_pipeline": True,
+            "upsampler": LTX_0_9_7_UPSAMPLER,
         },
     ),
     (HUNYUAN_VIDEO, HUNYUAN_FACTORY, {"source": "hunyuanvideo-community/HunyuanVideo"}),
