@@ -386,6 +386,11 @@ class SamplingRanges:
     growth: tuple[float, float] = (1.8, 2.4)
     speed: tuple[float, float] = (0.30, 0.50)
     bounce_speed: tuple[float, float] = (0.60, 1.0)
+    # Paths are centred on the frame, give or take this much (None: anywhere they fit). Centred, where the object
+    # is in a frame follows from the words and the frame's time alone; a model as small as reelgen-demo learns
+    # that long before it learns to make frames agree with each other, which placing the object anywhere needs
+    # (trained on uncentred paths it drew each frame's object wherever that frame's noise put it).
+    jitter: float | None = 0.06
 
 
 DEFAULT_RANGES = SamplingRanges()
@@ -411,12 +416,19 @@ def sample_object(
         s0, g = _uniform(rng, *ranges.moving), 1.0
         ext = s0
     lo, hi = ext + MARGIN, 1.0 - ext - MARGIN
+
+    def place(start_lo: float, start_hi: float, travel: float = 0.0) -> float:
+        """A start coordinate in [start_lo, start_hi]: anywhere, or with the path's middle near the centre."""
+        if ranges.jitter is None:
+            return _uniform(rng, start_lo, start_hi)
+        return min(start_hi, max(start_lo, 0.5 - travel / 2 + _uniform(rng, -ranges.jitter, ranges.jitter)))
+
     if motion in DIRECTIONS:
         dx, dy = DIRECTIONS[motion]
         speed = _uniform(rng, *ranges.speed)
-        # Start anywhere the end point is still inside [lo, hi] on both axes.
-        x = _uniform(rng, lo - min(0.0, dx * speed), hi - max(0.0, dx * speed))
-        y = _uniform(rng, lo - min(0.0, dy * speed), hi - max(0.0, dy * speed))
+        # Start where the end point is still inside [lo, hi] on both axes.
+        x = place(lo - min(0.0, dx * speed), hi - max(0.0, dx * speed), dx * speed)
+        y = place(lo - min(0.0, dy * speed), hi - max(0.0, dy * speed), dy * speed)
         return ObjectSpec(shape, colour, motion, s0, x, y, speed)
     if motion == "bounce":
         heading = 1 if rng.random() < 0.5 else -1
@@ -425,8 +437,8 @@ def sample_object(
         speed = _uniform(rng, ranges.bounce_speed[0], min(ranges.bounce_speed[1], span / max(t_hit, 1 - t_hit)))
         wall = hi if heading > 0 else lo
         x = wall - heading * speed * t_hit
-        return ObjectSpec(shape, colour, motion, s0, x, _uniform(rng, lo, hi), speed, heading=heading)
-    return ObjectSpec(shape, colour, motion, s0, _uniform(rng, lo, hi), _uniform(rng, lo, hi), growth=g)
+        return ObjectSpec(shape, colour, motion, s0, x, place(lo, hi), speed, heading=heading)
+    return ObjectSpec(shape, colour, motion, s0, place(lo, hi), place(lo, hi), growth=g)
 
 
 def _choice(rng: np.random.Generator, options: Sequence[_T]) -> _T:
