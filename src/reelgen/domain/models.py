@@ -87,6 +87,9 @@ class ModelSpec:
     # Image-to-video checkpoints that cannot start from text alone: a request without an image is a 400 at the
     # API instead of a failure in the worker.
     requires_image: bool = False
+    # Guidance-distilled models (HunyuanVideo) have no pass a negative prompt could go into: a request with one is a
+    # 400 at the API instead of a prompt silently ignored.
+    negative_prompt: bool = True
     # Stages this model can run; a job is a chain of them (generate -> extend -> upscale -> interpolate).
     stages: tuple[str, ...] = ("generate",)
     needs_gpu: bool = False

@@ -100,6 +100,10 @@ def validate_params(
         raise InvalidParams(
             f"negative_prompt is longer than {limits.max_prompt_chars} characters", param="negative_prompt"
         )
+    if neg.strip() and not spec.negative_prompt:
+        raise InvalidParams(
+            f"model {spec.id} is guidance-distilled and takes no negative_prompt", param="negative_prompt"
+        )
 
     secs = _number(seconds, spec.default_seconds, "seconds")
     max_secs = min(spec.max_seconds, limits.max_seconds)

@@ -292,6 +292,7 @@ HUNYUAN_VIDEO = ModelSpec(
     max_steps=100,
     default_guidance=6.0,
     inputs=TEXT,
+    negative_prompt=False,  # guidance-distilled (embedded guidance)
     needs_gpu=True,
     owned_by="tencent",
     footprint=HUNYUAN_WEIGHTS,

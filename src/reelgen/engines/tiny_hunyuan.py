@@ -48,6 +48,7 @@ TINY_RANDOM_HUNYUAN = ModelSpec(
     # Embedded guidance, as the real (guidance-distilled) checkpoint: one transformer pass per step.
     default_guidance=6.0,
     inputs=("text",),
+    negative_prompt=False,
 )
 
 # Llama 3's pre-tokenizer split (tokenizer.json of Meta-Llama-3-8B, which HunyuanVideo's LLaVA encoder uses).
