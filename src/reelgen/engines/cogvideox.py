@@ -35,7 +35,7 @@ from reelgen.engines.diffusers_engine import (
     resolve_dtype,
     to_uint8_frames,
 )
-from reelgen.engines.memory import ActivationProfile, family_profile, with_vae_tiles
+from reelgen.engines.memory import ActivationProfile
 from reelgen.engines.previews import fit_rgb_projection, project_to_rgb
 from reelgen.engines.weights import require_weights
 
@@ -97,15 +97,13 @@ class CogVideoXEngine(DiffusersEngine[CogVideoXPipeline]):
     # -- what differs from other families ----------------------------------------------------------------
 
     def _profile(self, pipe: CogVideoXPipeline) -> ActivationProfile:
-        config = pipe.transformer.config
-        profile = family_profile(
+        return self._transformer_profile(
             "cogvideox",
+            pipe,
             spatial=pipe.vae_scale_factor_spatial,
             temporal=pipe.vae_scale_factor_temporal,
-            patch=config.patch_size,
-            hidden=config.num_attention_heads * config.attention_head_dim,
+            patch=pipe.transformer.config.patch_size,
         )
-        return with_vae_tiles(profile, pipe.vae, self.vae_tile_options)
 
     def _fit_preview(self, pipe: CogVideoXPipeline) -> torch.Tensor:
         return _fit_preview_projection(pipe)
@@ -140,14 +138,7 @@ class CogVideoXEngine(DiffusersEngine[CogVideoXPipeline]):
         latents, stats = self._denoise(request, sink, call, self._preview)
         latents = _video_latents(pipe, latents, params.num_frames)
         generation = self._generation
-        return VideoOutput(
-            width=params.size.width,
-            height=params.size.height,
-            fps=params.fps,
-            num_frames=params.num_frames,
-            chunks=self._lazy_chunks(lambda: self._decode(latents, generation), stats),
-            stats=stats,
-        )
+        return self._video_output(request, self._lazy_chunks(lambda: self._decode(latents, generation), stats), stats)
 
     def _check_request(self, pipe: CogVideoXPipeline, request: StageRequest) -> None:
         """Refuse what the pipeline would reject late or silently round (sizes, frame counts)."""

@@ -28,7 +28,7 @@ from diffusers.utils import deprecation_utils
 
 from reelgen.domain.errors import InvalidParams
 from reelgen.domain.models import ModelSpec, Size
-from reelgen.engines.base import STAGE_GENERATE, Engine, ProgressSink, StageRequest
+from reelgen.engines.base import STAGE_GENERATE, Engine, ProgressSink, StageRequest, VideoOutput
 from reelgen.engines.lora import AdapterCache
 from reelgen.engines.memory import (
     ActivationProfile,
@@ -38,10 +38,12 @@ from reelgen.engines.memory import (
     MemoryPolicy,
     apply_placement,
     device_free_bytes,
+    family_profile,
     measure_footprint,
     placement_for,
     plan_job,
     set_vae_tiling,
+    with_vae_tiles,
 )
 from reelgen.engines.presets import denoisers, speed_preset
 
@@ -139,6 +141,16 @@ class DiffusersEngine(Engine, Generic[PipeT]):
     @abstractmethod
     def _fit_preview(self, pipe: PipeT) -> torch.Tensor:
         """The latent->RGB preview map (engines/previews.py), fitted with the pipeline's VAE on the device."""
+
+    def _transformer_profile(
+        self, family: str, pipe: Any, *, spatial: int, temporal: int, patch: int
+    ) -> ActivationProfile:
+        """`_profile` for a pipeline with one `transformer`: the family's activation costs at this checkpoint's
+        compression, patch size and width, with the VAE tile size in use."""
+        config = pipe.transformer.config
+        hidden = config.num_attention_heads * config.attention_head_dim
+        profile = family_profile(family, spatial=spatial, temporal=temporal, patch=patch, hidden=hidden)
+        return with_vae_tiles(profile, pipe.vae, self.vae_tile_options)
 
     def _on_load(self, pipe: PipeT) -> None:
         """Called once the pipeline is placed, before it becomes the engine's (e.g. to build an image mode)."""
@@ -324,6 +336,20 @@ class DiffusersEngine(Engine, Generic[PipeT]):
         stats["decode_seconds"] = time.perf_counter() - started
         for start in range(0, len(frames), self.frames_per_chunk):
             yield frames[start : start + self.frames_per_chunk]
+
+    def _video_output(
+        self, request: StageRequest, chunks: Iterator[np.ndarray], stats: dict[str, float]
+    ) -> VideoOutput:
+        """The VideoOutput of a job: the requested size, rate and length, with the family's chunks."""
+        params = request.params
+        return VideoOutput(
+            width=params.size.width,
+            height=params.size.height,
+            fps=params.fps,
+            num_frames=params.num_frames,
+            chunks=chunks,
+            stats=stats,
+        )
 
     def _check_current(self, generation: int) -> None:
         if self._pipe is None or generation != self._generation:

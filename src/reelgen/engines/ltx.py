@@ -42,7 +42,7 @@ from reelgen.engines.diffusers_engine import (
     resolve_dtype,
     to_uint8_frames,
 )
-from reelgen.engines.memory import ActivationProfile, family_profile, with_vae_tiles
+from reelgen.engines.memory import ActivationProfile
 from reelgen.engines.previews import fit_rgb_projection, project_to_rgb
 from reelgen.engines.weights import require_weights
 
@@ -149,7 +149,13 @@ class LTXEngine(DiffusersEngine[LTXPipeline]):
     # -- what differs from other families ----------------------------------------------------------------
 
     def _profile(self, pipe: LTXPipeline) -> ActivationProfile:
-        return _profile(pipe, self.vae_tile_options)
+        return self._transformer_profile(
+            "ltx",
+            pipe,
+            spatial=pipe.vae_spatial_compression_ratio,
+            temporal=pipe.vae_temporal_compression_ratio,
+            patch=pipe.transformer_spatial_patch_size,
+        )
 
     def _fit_preview(self, pipe: LTXPipeline) -> torch.Tensor:
         return _fit_preview_projection(pipe, self.decode_timestep)
@@ -190,13 +196,8 @@ class LTXEngine(DiffusersEngine[LTXPipeline]):
 
         packed, stats = self._denoise(request, sink, call, lambda latents: self._preview(latents, latent_shape))
         generation = self._generation
-        return VideoOutput(
-            width=params.size.width,
-            height=params.size.height,
-            fps=params.fps,
-            num_frames=params.num_frames,
-            chunks=self._lazy_chunks(lambda: self._decode(packed, request, generator, generation), stats),
-            stats=stats,
+        return self._video_output(
+            request, self._lazy_chunks(lambda: self._decode(packed, request, generator, generation), stats), stats
         )
 
     def _call_arguments(self, params: Any, generator: torch.Generator, on_step_end: StepCallback) -> dict[str, Any]:
@@ -250,13 +251,8 @@ class LTXEngine(DiffusersEngine[LTXPipeline]):
 
         latents, stats = self._denoise(request, sink, call, lambda packed: self._preview(packed, latent_shape))
         generation = self._generation
-        return VideoOutput(
-            width=params.size.width,
-            height=params.size.height,
-            fps=params.fps,
-            num_frames=params.num_frames,
-            chunks=self._lazy_chunks(lambda: self._decode(latents, request, generator, generation), stats),
-            stats=stats,
+        return self._video_output(
+            request, self._lazy_chunks(lambda: self._decode(latents, request, generator, generation), stats), stats
         )
 
     def _upscale_pipes(self) -> tuple[LTXLatentUpsamplePipeline, LTXConditionPipeline]:
@@ -359,19 +355,6 @@ class LTXEngine(DiffusersEngine[LTXPipeline]):
             latents = (1 - scale) * latents + scale * noise
         video = vae.decode(latents.to(vae.dtype), timestep, return_dict=False)[0]
         return to_uint8_frames(video)
-
-
-def _profile(pipe: LTXPipeline, tile_options: dict[str, Any]) -> ActivationProfile:
-    """Activation costs of this checkpoint (engines/memory.py), from its real configuration and tile size."""
-    config = pipe.transformer.config
-    profile = family_profile(
-        "ltx",
-        spatial=pipe.vae_spatial_compression_ratio,
-        temporal=pipe.vae_temporal_compression_ratio,
-        patch=pipe.transformer_spatial_patch_size,
-        hidden=config.num_attention_heads * config.attention_head_dim,
-    )
-    return with_vae_tiles(profile, pipe.vae, tile_options)
 
 
 def _latent_shape(pipe: LTXPipeline, num_frames: int, height: int, width: int) -> tuple[int, int, int]:

@@ -44,7 +44,7 @@ from reelgen.engines.diffusers_engine import (
     resolve_dtype,
     to_uint8_frames,
 )
-from reelgen.engines.memory import ActivationProfile, family_profile, with_vae_tiles
+from reelgen.engines.memory import ActivationProfile
 from reelgen.engines.previews import fit_rgb_projection, project_to_rgb
 from reelgen.engines.weights import require_weights
 from reelgen.media.resize import upscale_frames
@@ -157,15 +157,13 @@ class WanEngine(DiffusersEngine[AnyWanPipeline]):
     # -- what differs from other families ----------------------------------------------------------------
 
     def _profile(self, pipe: AnyWanPipeline) -> ActivationProfile:
-        config = pipe.transformer.config
-        profile = family_profile(
+        return self._transformer_profile(
             "wan",
+            pipe,
             spatial=pipe.vae_scale_factor_spatial,
             temporal=pipe.vae_scale_factor_temporal,
-            patch=config.patch_size[1],
-            hidden=config.num_attention_heads * config.attention_head_dim,
+            patch=pipe.transformer.config.patch_size[1],
         )
-        return with_vae_tiles(profile, pipe.vae, self.vae_tile_options)
 
     def _fit_preview(self, pipe: AnyWanPipeline) -> torch.Tensor:
         return _fit_preview_projection(pipe.vae, pipe.vae_scale_factor_spatial)
@@ -217,14 +215,7 @@ class WanEngine(DiffusersEngine[AnyWanPipeline]):
             )[0]
 
         latents, stats = self._denoise(request, sink, call, self._preview)
-        return VideoOutput(
-            width=params.size.width,
-            height=params.size.height,
-            fps=params.fps,
-            num_frames=params.num_frames,
-            chunks=self._decode(latents, stats, self._generation),
-            stats=stats,
-        )
+        return self._video_output(request, self._decode(latents, stats, self._generation), stats)
 
     def _check_request(self, pipe: AnyWanPipeline, request: StageRequest) -> None:
         """Refuse what the pipeline would silently 'fix' (it rounds sizes and frame counts down)."""
