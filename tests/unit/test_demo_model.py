@@ -199,3 +199,38 @@ def test_a_run_can_continue_the_transformer_of_an_exported_pipeline(tmp_path: Pa
         assert all(torch.equal(a[k], b[k]) for k in a), name
     records = [json.loads(line) for line in (tmp_path / "second" / "log.jsonl").read_text().splitlines()]
     assert any(r["stage"] == "transformer" and r.get("init_from") == str(exported) for r in records)
+
+
+def test_the_demo_transformer_is_wan_plus_absolute_positions(tmp_path: Path) -> None:
+    from diffusers.models.transformers.transformer_wan import WanTransformer3DModel
+
+    from reelgen.demo.model import build_transformer
+    from reelgen.demo.train import load_transformer_weights
+
+    demo = build_transformer(TINY)
+    assert demo.patch_embedding.frame_embed.shape[0] == 17 and demo.patch_embedding.row_embed.shape[0] == 4
+    # A plain Wan transformer's weights (what shipped before positions) load, and compute what they did.
+    config = {k: v for k, v in demo.config.items() if not k.startswith("_") and k != "position_grid"}
+    torch.manual_seed(1)
+    plain = WanTransformer3DModel(**config)
+    plain.save_pretrained(tmp_path / "plain")
+    load_transformer_weights(demo, tmp_path / "plain")
+    x, t, text = torch.randn(1, 4, 17, 16, 16), torch.tensor([700.0]), torch.randn(1, 5, 16)
+    with torch.no_grad():
+        assert torch.equal(plain(x, t, text, return_dict=False)[0], demo(x, t, text, return_dict=False)[0])
+        # Where every token holds the same content, RoPE alone (relative positions) gives every token the same
+        # output: nothing says which frame or where in it a token is. The position tables do.
+        demo.patch_embedding.frame_embed.normal_()
+        demo.patch_embedding.col_embed.normal_()
+        flat = torch.randn(1, 4, 1, 1, 1).expand(1, 4, 17, 16, 16)
+        # (the first latent pixel of each token's 4x4 output patch)
+        same = plain(flat, t, text, return_dict=False)[0][..., ::4, ::4]
+        placed = demo(flat, t, text, return_dict=False)[0][..., ::4, ::4]
+        assert torch.allclose(same, same[:, :, :1, :1, :1].expand_as(same), atol=1e-5)
+        assert (placed[:, :, 0] - placed[:, :, -1]).abs().mean() > 1e-2  # first and last frame differ
+        assert (placed[..., 0] - placed[..., -1]).abs().mean() > 1e-2  # left and right edge differ
+        with pytest.raises(ValueError, match="larger than the positions"):
+            demo(torch.randn(1, 4, 21, 16, 16), t, text)
+    # Anything else that does not fit is refused rather than half loaded.
+    with pytest.raises(ValueError, match="do not fit"):
+        load_transformer_weights(build_transformer(dataclasses.replace(TINY, layers=2)), tmp_path / "plain")

@@ -7,7 +7,8 @@ Every component is the real diffusers / transformers class, so the trained model
   <unk>=2 as in UMT5), splitting text the way ``captions.tokenize`` does;
 - text encoder: a 2-layer ``UMT5EncoderModel``, trained jointly with the transformer;
 - VAE: ``AutoencoderKLWan`` (4x space, no time compression, 16 latent channels), trained on rendered clips;
-- transformer: ``WanTransformer3DModel`` with 1x4x4 patches: a 17-frame 64x64 clip is 17x4x4 = 272 tokens;
+- transformer: ``WanTransformer3DModel`` with 1x4x4 patches (a 17-frame 64x64 clip is 17x4x4 = 272 tokens), as
+  ``demo.transformer.DemoWanTransformer3DModel``: the same class plus a learned absolute position per token;
 - scheduler: ``UniPCMultistepScheduler`` with flow sigmas and shift 3, the one the Wan 2.1 checkpoints ship.
 
 This module only builds and assembles components; ``demo.train`` trains them and ``demo.evaluate`` scores them.
@@ -20,7 +21,6 @@ from pathlib import Path
 
 import torch
 from diffusers.models.autoencoders.autoencoder_kl_wan import AutoencoderKLWan
-from diffusers.models.transformers.transformer_wan import WanTransformer3DModel
 from diffusers.pipelines.wan.pipeline_wan import WanPipeline
 from diffusers.schedulers.scheduling_unipc_multistep import UniPCMultistepScheduler
 from tokenizers import Regex, Tokenizer, normalizers, pre_tokenizers, processors
@@ -28,6 +28,10 @@ from tokenizers.models import WordLevel
 from transformers import PreTrainedTokenizerFast, UMT5Config, UMT5EncoderModel
 
 from reelgen.demo.captions import VOCABULARY
+
+# Imported here so every process that touches the demo model has the transformer's module loaded: diffusers
+# resolves model_index.json's ["reelgen.demo.transformer", ...] only from modules already imported.
+from reelgen.demo.transformer import DemoWanTransformer3DModel
 
 # The clip the model is trained on and makes: 17 frames (2 s at 8 fps) at 64x64, shown at 128x128 (UPSCALE).
 # 64x64 is what makes training fit in two hours on two CPU cores: 80 transformer tokens train ~7x faster than
@@ -117,8 +121,11 @@ def build_vae(config: ModelConfig) -> AutoencoderKLWan:
     )
 
 
-def build_transformer(config: ModelConfig) -> WanTransformer3DModel:
-    return WanTransformer3DModel(
+def build_transformer(config: ModelConfig) -> DemoWanTransformer3DModel:
+    p_t, p_h, p_w = config.patch
+    latent = SIZE // 2 ** len(config.vae_temporal)
+    frames = (NUM_FRAMES - 1) // 2 ** sum(config.vae_temporal) + 1
+    return DemoWanTransformer3DModel(
         patch_size=config.patch,
         num_attention_heads=config.heads,
         attention_head_dim=config.head_dim,
@@ -132,6 +139,7 @@ def build_transformer(config: ModelConfig) -> WanTransformer3DModel:
         qk_norm="rms_norm_across_heads",
         eps=1e-6,
         rope_max_seq_len=64,
+        position_grid=(frames // p_t, latent // p_h, latent // p_w),
     )
 
 

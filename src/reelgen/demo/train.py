@@ -40,8 +40,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from diffusers.models.autoencoders.autoencoder_kl_wan import AutoencoderKLWan
-from diffusers.models.transformers.transformer_wan import WanTransformer3DModel
 from diffusers.pipelines.wan.pipeline_wan import WanPipeline
+from safetensors.torch import load_file
 from transformers import UMT5EncoderModel
 
 from reelgen.demo.captions import caption
@@ -100,6 +100,19 @@ class TrainConfig:
 
 
 # --- data ------------------------------------------------------------------------------------------------------
+
+
+def load_transformer_weights(transformer: torch.nn.Module, folder: Path) -> None:
+    """Load an exported transformer's safetensors into ``transformer``. Weights from before the demo transformer
+    had absolute positions (a plain ``WanTransformer3DModel``) load too: their position tables start at zero,
+    where the model computes exactly what it did. Any other mismatch is an error."""
+    state: dict[str, torch.Tensor] = {}
+    for file in sorted(folder.glob("*.safetensors")):
+        state.update(load_file(file))
+    missing, unexpected = transformer.load_state_dict(state, strict=False)
+    allowed = {"patch_embedding.frame_embed", "patch_embedding.row_embed", "patch_embedding.col_embed"}
+    if unexpected or set(missing) - allowed:
+        raise ValueError(f"{folder}: weights do not fit the demo transformer (missing {missing}, extra {unexpected})")
 
 
 def clips_to_tensor(clips: np.ndarray) -> torch.Tensor:
@@ -343,9 +356,7 @@ class Trainer:
             # Continue from an exported pipeline (e.g. the shipped weights; its EMA weights, a fresh optimizer).
             # Only meaningful with the VAE those weights were trained on: the latents must be the same.
             folder = Path(self.init_transformer)
-            pipe.transformer.load_state_dict(
-                WanTransformer3DModel.from_pretrained(folder / "transformer", torch_dtype=torch.float32).state_dict()
-            )
+            load_transformer_weights(pipe.transformer, folder / "transformer")
             pipe.text_encoder.load_state_dict(
                 UMT5EncoderModel.from_pretrained(folder / "text_encoder", torch_dtype=torch.float32).state_dict()
             )

@@ -1,0 +1,104 @@
+"""reelgen-demo's transformer: Wan 2.1's ``WanTransformer3DModel`` plus a learned absolute position per token.
+
+Wan places tokens only through RoPE in self-attention, which tells a token where others are *relative* to it,
+never where it is: not which frame it is in, nor how far from the frame's edge. A 14B Wan infers that from
+content; the 1.4M-parameter demo model did not (measured in session 5: at a fixed seed, "moves to the left" and
+"moves to the right" gave the same object track to two decimals, and every track drifted down whatever the
+words). In the demo world where the object is at frame ``t`` follows from the words and ``t`` (paths are centred
+on the frame), so with its own frame, row and column in its embedding each token can learn "am I on the path
+at this time" directly, the way the model already learned colour and background.
+
+The addition is one table per axis added to the patch embedding's output (frames x dim + rows x dim + cols x
+dim, about 3,000 parameters). Everything else is the diffusers class unchanged, so the pipeline, the engine,
+LoRA, offload and compile treat it as any Wan transformer; ``WanPipeline.from_pretrained`` finds the class
+through ``model_index.json`` (``["reelgen.demo.transformer", "DemoWanTransformer3DModel"]``, written by
+``save_pretrained``).
+"""
+
+from __future__ import annotations
+
+import torch
+from diffusers.configuration_utils import register_to_config
+from diffusers.models.modeling_utils import ModelMixin
+from diffusers.models.transformers.transformer_wan import WanTransformer3DModel
+from torch import nn
+
+__all__ = ["DemoWanTransformer3DModel", "ModelMixin", "PositionedPatchEmbedding"]  # ModelMixin: see below
+
+
+class PositionedPatchEmbedding(nn.Conv3d):
+    """Wan's patch embedding (a Conv3d with stride = kernel = patch) followed by a learned vector per latent
+    frame, row and column of the token grid. A subclass of Conv3d, so the weights keep Wan's names."""
+
+    def __init__(
+        self, in_channels: int, out_channels: int, patch_size: tuple[int, int, int], grid: tuple[int, int, int]
+    ) -> None:
+        super().__init__(in_channels, out_channels, kernel_size=patch_size, stride=patch_size)
+        frames, rows, cols = grid
+        # Zero at first: a Wan transformer's weights load into this one and compute exactly what they did.
+        self.frame_embed = nn.Parameter(torch.zeros(frames, out_channels))
+        self.row_embed = nn.Parameter(torch.zeros(rows, out_channels))
+        self.col_embed = nn.Parameter(torch.zeros(cols, out_channels))
+
+    def forward(self, input: torch.Tensor) -> torch.Tensor:
+        out = super().forward(input)  # (B, C, T, H, W) tokens
+        t, h, w = out.shape[2:]
+        grid = (self.frame_embed.shape[0], self.row_embed.shape[0], self.col_embed.shape[0])
+        if t > grid[0] or h > grid[1] or w > grid[2]:
+            raise ValueError(f"a {t}x{h}x{w} token grid is larger than the positions this model learned, {grid}")
+        pos = (
+            self.frame_embed[:t].T[:, :, None, None]
+            + self.row_embed[:h].T[:, None, :, None]
+            + self.col_embed[:w].T[:, None, None, :]
+        )
+        return out + pos.to(out.dtype)
+
+
+class DemoWanTransformer3DModel(WanTransformer3DModel):
+    """``WanTransformer3DModel`` whose patch embedding adds a learned absolute position (``position_grid``:
+    the largest token grid, frames x rows x cols, it has positions for)."""
+
+    @register_to_config
+    def __init__(
+        self,
+        patch_size: tuple[int, ...] = (1, 4, 4),
+        num_attention_heads: int = 4,
+        attention_head_dim: int = 32,
+        in_channels: int = 16,
+        out_channels: int = 16,
+        text_dim: int = 64,
+        freq_dim: int = 64,
+        ffn_dim: int = 256,
+        num_layers: int = 6,
+        cross_attn_norm: bool = True,
+        qk_norm: str | None = "rms_norm_across_heads",
+        eps: float = 1e-6,
+        image_dim: int | None = None,
+        added_kv_proj_dim: int | None = None,
+        rope_max_seq_len: int = 64,
+        pos_embed_seq_len: int | None = None,
+        position_grid: tuple[int, int, int] = (17, 4, 4),
+    ) -> None:
+        super().__init__(
+            patch_size=patch_size,
+            num_attention_heads=num_attention_heads,
+            attention_head_dim=attention_head_dim,
+            in_channels=in_channels,
+            out_channels=out_channels,
+            text_dim=text_dim,
+            freq_dim=freq_dim,
+            ffn_dim=ffn_dim,
+            num_layers=num_layers,
+            cross_attn_norm=cross_attn_norm,
+            qk_norm=qk_norm,
+            eps=eps,
+            image_dim=image_dim,
+            added_kv_proj_dim=added_kv_proj_dim,
+            rope_max_seq_len=rope_max_seq_len,
+            pos_embed_seq_len=pos_embed_seq_len,
+        )
+        p_t, p_h, p_w = patch_size
+        grid = (int(position_grid[0]), int(position_grid[1]), int(position_grid[2]))
+        self.patch_embedding = PositionedPatchEmbedding(
+            in_channels, num_attention_heads * attention_head_dim, (p_t, p_h, p_w), grid
+        )
