@@ -267,7 +267,7 @@ def cmd_train_demo(args: argparse.Namespace) -> int:
     # A resumed run keeps its saved settings except steps and checkpoint_every (see Trainer).
     config = TrainConfig(
         seed=args.seed,
-        steps=args.steps or defaults.steps,
+        steps=defaults.steps if args.steps is None else args.steps,
         checkpoint_every=args.checkpoint_every,
         vae_image_steps=defaults.vae_image_steps if args.vae_image_steps is None else args.vae_image_steps,
         vae_steps=defaults.vae_steps if args.vae_steps is None else args.vae_steps,
