@@ -81,6 +81,30 @@ def test_job_runs_to_an_mp4_with_the_requested_frames_size_and_fps(store, artifa
     ]
 
 
+def test_variations_run_as_one_batch_with_per_variation_progress(store, artifacts, shared_cache) -> None:
+    from reelgen.media.probe import decode_frames
+
+    job, _ = store.create("alice", tiny(n=3, steps=2, seed=7))
+    worker = make_worker(store, artifacts, shared_cache, progress_interval=0.0)
+    done = worker.run_once()
+    assert done is not None and done.status is JobStatus.COMPLETED, done
+    art = done.artifact
+    assert art is not None and art.extra["stats"]["batch"] == 3.0  # one denoising pass made all three
+    keys = [art.video_key, *art.extra["variations"]]
+    assert [k.rsplit("/", 1)[1] for k in keys] == ["video.mp4", "video_1.mp4", "video_2.mp4"]
+    # Progress counts every variation's steps: one pass of 2 steps for 3 clips is 6 of 6.
+    steps = [e.data for e in store.events(job.id) if e.kind == "progress"]
+    assert steps and steps[-1]["step"] == steps[-1]["total_steps"] == 6
+    # Variation k of the batch is the clip a job of its own with seed 7 + k makes.
+    single, _ = store.create("alice", tiny(seed=8, steps=2))
+    alone = worker.run_once()
+    assert alone is not None and alone.artifact is not None and alone.id == single.id
+    batched = decode_frames(artifacts.local_path(keys[1]))  # type: ignore[arg-type]
+    separate = decode_frames(artifacts.local_path(alone.artifact.video_key))  # type: ignore[arg-type]
+    assert batched.shape == separate.shape
+    assert abs(batched.astype(int) - separate).max() <= 4  # same noise, same math; h264 rounds alike
+
+
 def test_engine_stays_resident_between_jobs(store, artifacts) -> None:
     cache = EngineCache(create_engine)
     worker = make_worker(store, artifacts, cache)

@@ -131,6 +131,66 @@ def test_same_seed_same_video_different_seed_different_video(engine: WanEngine) 
     assert np.array_equal(varied, generate(engine, small(seed=2)))
 
 
+def test_variations_in_one_batch_are_the_clips_separate_runs_make(engine: WanEngine) -> None:
+    p = small(seed=3, steps=3)
+    request = StageRequest(p, count=3)
+    assert engine.max_batch(request) == 3  # on a CPU, memory is not what limits a batch
+    sink = RecordingSink()
+    outputs = engine.run_batch(request, sink)
+    assert sink.steps == [(1, 3), (2, 3), (3, 3)]  # one denoising pass for the three
+    batched = [frames_of(o) for o in outputs]
+    separate = [frames_of(engine.run(StageRequest(p, variation=k), RecordingSink())) for k in range(3)]
+    for k in range(3):
+        assert batched[k].shape == separate[k].shape == (9, 64, 64, 3)
+        # Same noise (seed + k), same math; a batched matrix product may round differently in the last bit.
+        assert np.abs(batched[k].astype(int) - separate[k]).max() <= 2, k
+    assert not np.array_equal(batched[0], batched[1])
+    # A batch that starts at variation 1 holds variations 1 and 2.
+    later = [frames_of(o) for o in engine.run_batch(StageRequest(p, variation=1, count=2), RecordingSink())]
+    assert np.abs(later[0].astype(int) - separate[1]).max() <= 2
+    with pytest.raises(ValueError, match="run_batch"):
+        engine.run(request, RecordingSink())
+
+
+def test_the_clips_of_a_batch_decode_one_after_another(engine: WanEngine) -> None:
+    p = small(seed=4, seconds=1.5)
+    first, second = engine.run_batch(StageRequest(p, count=2), RecordingSink())
+    assert len(next(first.chunks)) < p.num_frames  # the first clip is half decoded
+    # The second clip takes over the VAE's causal cache: it decodes right, and the first refuses to go on
+    # rather than continue from the other clip's state.
+    alone = frames_of(engine.run(StageRequest(p, variation=1), RecordingSink()))
+    first, second = engine.run_batch(StageRequest(p, count=2), RecordingSink())
+    next(first.chunks)
+    assert np.abs(frames_of(second).astype(int) - alone).max() <= 2
+    with pytest.raises(RuntimeError, match="started decoding before this one finished"):
+        list(first.chunks)
+
+
+def test_a_batch_is_as_large_as_gpu_memory_allows() -> None:
+    from reelgen.engines.memory import HEADROOM, ActivationProfile, Footprint, MemoryPlan, MemoryPolicy, largest_batch
+
+    gib = 1 << 30
+    weights = Footprint(transformers=(4 * gib,), text_encoder=2 * gib, vae=gib // 4)
+    profile = ActivationProfile(spatial=8, temporal=4, patch=2, hidden=1536)
+    size, frames = Size(832, 480), 81
+    plan = MemoryPlan("none", False, "", 0)
+    per_clip = profile.transformer_bytes(size, frames)  # the transformer's activations for one variation
+    decode = profile.decode_bytes(size, frames, tiled=False)  # one clip at a time, whatever the batch
+
+    def batch(free: int) -> int:
+        return largest_batch(weights, profile, size, frames, plan, free_bytes=free, policy=MemoryPolicy(), limit=4)
+
+    def free_for(room: int) -> int:
+        return int((weights.total + max(room * per_clip, decode)) / (1 - HEADROOM)) + 1
+
+    assert 2 * per_clip > decode
+    assert batch(free_for(2) - (1 << 20)) == 1
+    for room in (2, 3, 4):
+        assert batch(free_for(room)) == room
+    assert batch(100 * weights.total) == 4  # never more than asked for
+    assert largest_batch(weights, profile, size, frames, plan, free_bytes=None, policy=MemoryPolicy(), limit=3) == 3
+
+
 def test_progress_reports_every_step_with_a_cheap_preview(engine: WanEngine) -> None:
     sink = RecordingSink()
     frames_of(engine.run(StageRequest(small(size="256x144", steps=3)), sink))

@@ -35,12 +35,20 @@ class StageRequest:
     init_frames: np.ndarray | None = None
     # Which of the request's n variations this is (0-based); seeds are params.seed + variation.
     variation: int = 0
+    # How many variations, from `variation` on, one `run_batch` call makes together (see Engine.max_batch).
+    count: int = 1
     # The LoRA named by params.lora, resolved by the worker to its file in the LoRA folder (None: base model).
     lora: LoraWeights | None = None
 
     @property
     def seed(self) -> int:
         return self.params.seed + self.variation
+
+    @property
+    def seeds(self) -> list[int]:
+        """One seed per variation of this call: the seeds sequential calls would use, so a batch makes the
+        same clips."""
+        return [self.seed + i for i in range(self.count)]
 
 
 class ProgressSink(Protocol):
@@ -82,6 +90,18 @@ class Engine(ABC):
     @abstractmethod
     def run(self, request: StageRequest, sink: ProgressSink) -> VideoOutput:
         """Run one stage. Must call `sink.step` after every denoising step and let JobCancelled propagate."""
+
+    def max_batch(self, request: StageRequest) -> int:
+        """How many of `request.count` variations `run_batch` can make in one call (memory allowing); 1 for
+        engines that make one clip per call."""
+        return 1
+
+    def run_batch(self, request: StageRequest, sink: ProgressSink) -> list[VideoOutput]:
+        """Make `request.count` variations (at most `max_batch`) in one denoising pass, one VideoOutput each,
+        in variation order. Their chunks are consumed one output after another."""
+        if request.count != 1:
+            raise ValueError(f"{type(self).__name__} makes one variation per call, not {request.count}")
+        return [self.run(request, sink)]
 
     def unload(self) -> None:  # noqa: B027 - optional hook
         """Free device memory (called when the worker switches models or shuts down)."""

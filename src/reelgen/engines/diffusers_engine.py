@@ -39,6 +39,7 @@ from reelgen.engines.memory import (
     apply_placement,
     device_free_bytes,
     family_profile,
+    largest_batch,
     measure_footprint,
     placement_for,
     plan_job,
@@ -131,6 +132,9 @@ class DiffusersEngine(Engine, Generic[PipeT]):
         self._placement: MemoryMode = "none"
         self._footprint: Footprint | None = None
         self._free_at_load: int | None = None
+
+    # Whether this family's run_batch makes several variations in one denoising pass (else one per call).
+    batches_variations = False
 
     # -- what a family says ------------------------------------------------------------------------------
 
@@ -244,6 +248,29 @@ class DiffusersEngine(Engine, Generic[PipeT]):
             self.load(plan.mode)
         set_vae_tiling(self.pipe.vae, plan.vae_tiling, **self.vae_tile_options)  # type: ignore[attr-defined]
         self.memory_plan = plan
+
+    def max_batch(self, request: StageRequest) -> int:
+        """Variations per denoising pass for families whose `run_batch` batches (`batches_variations`): as many
+        of `request.count` as the job's memory plan leaves room for."""
+        if not self.batches_variations or request.count <= 1:
+            return 1
+        try:
+            self.load()
+            self._plan_memory(request)
+        except ValueError:  # the job's own error comes from run_batch, where the family checks it first
+            return 1
+        assert self._pipe is not None and self._footprint is not None and self.memory_plan is not None
+        params = request.params
+        return largest_batch(
+            self._footprint,
+            self._profile(self._pipe),
+            Size(params.size.width // self.upscale, params.size.height // self.upscale),
+            params.num_frames,
+            self.memory_plan,
+            free_bytes=self._free_at_load,
+            policy=self.memory_policy,
+            limit=request.count,
+        )
 
     # -- checks every family makes -----------------------------------------------------------------------
 

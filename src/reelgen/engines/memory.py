@@ -296,6 +296,32 @@ def plan_memory(
     raise DoesNotFit(_refusal(footprint, profile, size, frames, budget, policy, streams, spec), param="size")
 
 
+def largest_batch(
+    footprint: Footprint,
+    profile: ActivationProfile,
+    size: Size,
+    frames: int,
+    plan: MemoryPlan,
+    *,
+    free_bytes: int | None,
+    policy: MemoryPolicy,
+    limit: int,
+) -> int:
+    """How many variations of one job (at most `limit`) can denoise together under `plan`: the transformer's
+    activations grow with the batch, decoding stays one clip at a time. All of them when memory is unknown."""
+    budget = policy.budget(free_bytes)
+    if budget is None:
+        return max(1, limit)
+    usable = int(budget * (1 - HEADROOM))
+    best = 1
+    for count in range(2, limit + 1):
+        batched = replace(profile, cfg_batch=profile.cfg_batch * count)
+        if peak_bytes(footprint, batched, size, frames, plan.mode, plan.vae_tiling) > usable:
+            break
+        best = count
+    return best
+
+
 def placement_for(
     spec: ModelSpec,
     footprint: Footprint,

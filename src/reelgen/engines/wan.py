@@ -153,6 +153,8 @@ class WanEngine(DiffusersEngine[AnyWanPipeline]):
         # Wan 2.2 TI2V only: the same components as an image-to-video pipeline (no second copy of the weights).
         self._image_pipe: WanImageToVideoPipeline | None = None
         self._shipped_shift: float | None = None
+        # Which clip's decoding owns the VAE's causal cache now.
+        self._decoding: object | None = None
 
     # -- what differs from other families ----------------------------------------------------------------
 
@@ -183,7 +185,16 @@ class WanEngine(DiffusersEngine[AnyWanPipeline]):
 
     # -- one job -----------------------------------------------------------------------------------------
 
+    batches_variations = True
+
     def run(self, request: StageRequest, sink: ProgressSink) -> VideoOutput:
+        if request.count != 1:
+            raise ValueError("run makes one variation; use run_batch for several")
+        return self.run_batch(request, sink)[0]
+
+    def run_batch(self, request: StageRequest, sink: ProgressSink) -> list[VideoOutput]:
+        """`request.count` variations in one denoising pass: each its own generator (seed + i, the noise a call
+        of its own would draw) through the pipeline's num_videos_per_prompt; decoded one after another."""
         self.load()
         self._check_request(self._pipeline_for(request), request)
         self._plan_memory(request)  # may reload the pipeline with more offloading
@@ -206,7 +217,10 @@ class WanEngine(DiffusersEngine[AnyWanPipeline]):
                 num_frames=pipeline_num_frames(pipe, params.num_frames),
                 num_inference_steps=params.steps,
                 guidance_scale=params.guidance_scale,
-                generator=cpu_generator(request.seed),
+                num_videos_per_prompt=request.count,
+                generator=cpu_generator(request.seed)
+                if request.count == 1
+                else [cpu_generator(seed) for seed in request.seeds],
                 output_type="latent",
                 return_dict=False,
                 callback_on_step_end=on_step_end,
@@ -215,7 +229,11 @@ class WanEngine(DiffusersEngine[AnyWanPipeline]):
             )[0]
 
         latents, stats = self._denoise(request, sink, call, self._preview)
-        return self._video_output(request, self._decode(latents, stats, self._generation), stats)
+        outputs = []
+        for i in range(request.count):
+            own = dict(stats)  # decode_seconds is per clip
+            outputs.append(self._video_output(request, self._decode(latents[i : i + 1], own, self._generation), own))
+        return outputs
 
     def _check_request(self, pipe: AnyWanPipeline, request: StageRequest) -> None:
         """Refuse what the pipeline would silently 'fix' (it rounds sizes and frame counts down)."""
@@ -290,14 +308,18 @@ class WanEngine(DiffusersEngine[AnyWanPipeline]):
         # carries state between frames in the VAE's feature cache, so frame-by-frame output is bit-identical
         # to decoding the whole clip (tested against diffusers' own output).
         vae.clear_cache()
+        # The VAE's cache holds one clip: the clips of a batch decode one after another, never interleaved.
+        owner = self._decoding = object()
         try:
             x = _post_quant_conv(vae, z)
             for i in range(x.shape[2]):
                 if generation != self._generation:
                     raise RuntimeError("this engine ran another job (or unloaded) before this video was decoded")
+                if self._decoding is not owner:
+                    raise RuntimeError("another clip of this batch started decoding before this one finished")
                 yield to_uint8_frames(_decode_latent_frame(vae, x, i))
         finally:
-            if generation == self._generation:  # otherwise the cache belongs to a newer job now
+            if generation == self._generation and self._decoding is owner:  # else the cache is another clip's
                 vae.clear_cache()
 
 

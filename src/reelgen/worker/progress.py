@@ -81,8 +81,10 @@ class StoreProgressSink:
         self._min_interval, self._preview_interval = min_interval, preview_interval
         self._last_write = self._last_preview = 0.0
         self._on_step = on_step
-        # Steps across the n variations add up to one progress bar.
+        # Steps across the n variations add up to one progress bar: a step of a pass that makes `per_step`
+        # variations together counts for each of them.
         self.offset = 0
+        self.per_step = 1
         self.grand_total: int | None = None
         self.step_times: list[float] = []
         self._last_step_at: float | None = None
@@ -93,7 +95,7 @@ class StoreProgressSink:
             self.step_times.append(now - self._last_step_at)
         self._last_step_at = now
         grand_total = self.grand_total or total
-        done = self.offset + step
+        done = self.offset + step * self.per_step
         if self._on_step:
             self._on_step(done, grand_total)
         if now - self._last_write >= self._min_interval or done == grand_total:
