@@ -14,11 +14,10 @@ from diffusers.models.autoencoders.autoencoder_kl_cogvideox import AutoencoderKL
 from diffusers.models.transformers.cogvideox_transformer_3d import CogVideoXTransformer3DModel
 from diffusers.pipelines.cogvideo.pipeline_cogvideox import CogVideoXPipeline
 from diffusers.schedulers.scheduling_dpm_cogvideox import CogVideoXDPMScheduler
-from transformers import T5Config, T5EncoderModel
 
 from reelgen.domain.models import FrameRule, ModelSpec, Size
 from reelgen.engines.cogvideox import CogVideoXEngine
-from reelgen.engines.tiny_wan import _build_tokenizer  # T5-style (<pad>=0, </s>=1, <unk>=2) and in memory
+from reelgen.engines.tiny_wan import build_tiny_t5, build_tiny_tokenizer
 
 # The transformer's text length is fixed (max_text_seq_length): prompts are padded to it.
 MAX_SEQUENCE_LENGTH = 16
@@ -44,21 +43,10 @@ TINY_RANDOM_COGVIDEOX = ModelSpec(
 
 def build_tiny_cogvideox_pipeline(patch_size_t: int | None = 2) -> CogVideoXPipeline:
     """The whole pipeline on the CPU in float32, identical on every call; the global torch RNG is left as it was."""
-    tokenizer = _build_tokenizer()
+    tokenizer = build_tiny_tokenizer()
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)
-        text_encoder = T5EncoderModel(
-            T5Config(
-                vocab_size=len(tokenizer),
-                d_model=TEXT_DIM,
-                d_kv=8,
-                d_ff=64,
-                num_layers=2,
-                num_heads=4,
-                relative_attention_num_buckets=8,
-                dropout_rate=0.0,
-            )
-        ).eval()
+        text_encoder = build_tiny_t5(len(tokenizer), TEXT_DIM)
         torch.manual_seed(0)
         vae = AutoencoderKLCogVideoX(
             down_block_types=("CogVideoXDownBlock3D",) * 4,

@@ -13,11 +13,10 @@ from diffusers.models.autoencoders.autoencoder_kl_ltx import AutoencoderKLLTXVid
 from diffusers.models.transformers.transformer_ltx import LTXVideoTransformer3DModel
 from diffusers.pipelines.ltx.pipeline_ltx import LTXPipeline
 from diffusers.schedulers.scheduling_flow_match_euler_discrete import FlowMatchEulerDiscreteScheduler
-from transformers import T5Config, T5EncoderModel
 
 from reelgen.domain.models import FrameRule, ModelSpec, Size
 from reelgen.engines.ltx import LTXEngine
-from reelgen.engines.tiny_wan import _build_tokenizer  # T5-style (<pad>=0, </s>=1, <unk>=2) and in memory
+from reelgen.engines.tiny_wan import build_tiny_t5, build_tiny_tokenizer
 
 MAX_SEQUENCE_LENGTH = 16
 TEXT_DIM = 32
@@ -41,21 +40,10 @@ TINY_RANDOM_LTX = ModelSpec(
 
 def build_tiny_ltx_pipeline() -> LTXPipeline:
     """The whole pipeline on the CPU in float32, identical on every call; the global torch RNG is left as it was."""
-    tokenizer = _build_tokenizer()
+    tokenizer = build_tiny_tokenizer()
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)
-        text_encoder = T5EncoderModel(
-            T5Config(
-                vocab_size=len(tokenizer),
-                d_model=TEXT_DIM,
-                d_kv=8,
-                d_ff=64,
-                num_layers=2,
-                num_heads=4,
-                relative_attention_num_buckets=8,
-                dropout_rate=0.0,
-            )
-        ).eval()
+        text_encoder = build_tiny_t5(len(tokenizer), TEXT_DIM)
         torch.manual_seed(0)
         vae = AutoencoderKLLTXVideo(
             latent_channels=8,

@@ -17,7 +17,7 @@ from diffusers.pipelines.wan.pipeline_wan import WanPipeline
 from diffusers.schedulers.scheduling_unipc_multistep import UniPCMultistepScheduler
 from tokenizers import Tokenizer, decoders, normalizers, pre_tokenizers, processors
 from tokenizers.models import Unigram
-from transformers import PreTrainedTokenizerFast, UMT5Config, UMT5EncoderModel
+from transformers import PreTrainedTokenizerFast, T5Config, T5EncoderModel, UMT5Config, UMT5EncoderModel
 
 from reelgen.domain.models import ModelSpec
 from reelgen.engines.wan import WanEngine, default_device
@@ -42,7 +42,7 @@ close up wide shot aerial view camera pan zoom tracking slow motion timelapse dr
 """.split()  # noqa: SIM905 - a word list reads better as text
 
 
-def _build_tokenizer() -> PreTrainedTokenizerFast:
+def build_tiny_tokenizer() -> PreTrainedTokenizerFast:
     """A T5-style Unigram tokenizer over an in-memory vocabulary: <pad>=0, </s>=1, <unk>=2 as in UMT5."""
     pieces: list[tuple[str, float]] = [("<pad>", 0.0), ("</s>", 0.0), ("<unk>", 0.0), ("▁", -8.0)]
     pieces += [(f"▁{word}", -5.0) for word in dict.fromkeys(_WORDS)]
@@ -61,10 +61,27 @@ def _build_tokenizer() -> PreTrainedTokenizerFast:
     )
 
 
+def build_tiny_t5(vocab_size: int, d_model: int) -> T5EncoderModel:
+    """The 2-layer T5 text encoder of the tiny LTX-Video and CogVideoX pipelines (both families use T5-XXL), in
+    eval mode; seed torch first for the same weights every time."""
+    return T5EncoderModel(
+        T5Config(
+            vocab_size=vocab_size,
+            d_model=d_model,
+            d_kv=8,
+            d_ff=64,
+            num_layers=2,
+            num_heads=4,
+            relative_attention_num_buckets=8,
+            dropout_rate=0.0,
+        )
+    ).eval()
+
+
 def build_tiny_wan_pipeline() -> WanPipeline:
     """The whole pipeline on the CPU in float32, identical on every call. The global torch RNG is left as
     it was (a test seeding torch should not see its sequence shift because a model was built)."""
-    tokenizer = _build_tokenizer()
+    tokenizer = build_tiny_tokenizer()
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)
         text_encoder = UMT5EncoderModel(
