@@ -171,9 +171,14 @@ class Worker:
             for variation, output in enumerate(outputs, start=first):
                 name = "video" if variation == 0 else f"video_{variation}"
                 clips.append(encode_clip(output, scratch, name, check=control.check))
-                clips[-1].stats["batch"] = float(part.count)
+                stats = clips[-1].stats
+                # Each clip's share of the pass it came from: quota charges and ETAs count per variation.
+                for key in ("denoise_seconds", "first_step_seconds"):
+                    if key in stats:
+                        stats[key] /= part.count
+                stats["batch"] = float(part.count)
                 if steps:
-                    clips[-1].stats["mean_step_seconds"] = sum(steps) / len(steps) / part.count
+                    stats["mean_step_seconds"] = sum(steps) / len(steps) / part.count
         return clips
 
     def _lora(self, name: str | None, scale: float) -> LoraWeights | None:
