@@ -1,5 +1,5 @@
-"""The HunyuanVideo and CogVideoX engines on the real diffusers pipelines at tiny random configs, on the CPU,
-offline: every behaviour the Wan and LTX engine tests check, run once per family (parametrized).
+"""The HunyuanVideo, HunyuanVideo 1.5 and CogVideoX engines on the real diffusers pipelines at tiny random
+configs, on the CPU, offline: every behaviour the Wan and LTX engine tests check, run once per family (parametrized).
 
 Each family's record says how to build it, how diffusers itself would be called for the same request (the
 engine's output must match it exactly), and where its transformer blocks are (for the LoRA and preset checks).
@@ -16,18 +16,22 @@ import numpy as np
 import pytest
 import torch
 from diffusers.hooks import FirstBlockCacheConfig
+from huggingface_hub import constants
 from peft import LoraConfig
 from peft.utils import get_peft_model_state_dict
+from safetensors.torch import save_file
 
 from reelgen.domain.errors import InvalidParams, JobCancelled
 from reelgen.domain.models import ModelSpec, Size
 from reelgen.domain.params import GenerationParams, ParamLimits, validate_params
-from reelgen.engines import presets
+from reelgen.engines import presets, registry
 from reelgen.engines.base import StageRequest, VideoOutput
 from reelgen.engines.cogvideox import CogVideoXEngine, load_cogvideox_pipeline
 from reelgen.engines.diffusers_engine import DiffusersEngine
 from reelgen.engines.hunyuan import HunyuanEngine, load_hunyuan_pipeline
+from reelgen.engines.hunyuan15 import HunyuanVideo15Engine, load_hunyuan15_pipeline
 from reelgen.engines.lora import LoraLibrary, LoraWeights
+from reelgen.engines.open_catalog import HUNYUAN15_FACTORY, HUNYUAN15_T2V_480P, HUNYUAN15_T2V_720P, OPEN_MODELS
 from reelgen.engines.registry import Registry
 from reelgen.engines.tiny_cogvideox import (
     MAX_SEQUENCE_LENGTH as COG_TEXT,
@@ -41,6 +45,9 @@ from reelgen.engines.tiny_cogvideox import (
 )
 from reelgen.engines.tiny_hunyuan import TINY_RANDOM_HUNYUAN, build_tiny_hunyuan_pipeline
 from reelgen.engines.tiny_hunyuan import create_engine as create_hunyuan
+from reelgen.engines.tiny_hunyuan15 import TINY_RANDOM_HUNYUAN15, build_tiny_hunyuan15_pipeline
+from reelgen.engines.tiny_hunyuan15 import create_engine as create_hunyuan15
+from reelgen.engines.weights import WeightsNotFound
 from reelgen.media.probe import probe
 from reelgen.worker.output import encode_clip
 from tests.unit.engine_support import RecordingSink, one_cpu_thread  # noqa: F401 - autouse fixture
@@ -61,6 +68,10 @@ class Family:
     factory_options: dict[str, Any] = field(default_factory=dict)
     # The transformer's config key for its number of blocks (a second block lets FirstBlockCache act).
     blocks_key: str = "num_layers"
+    # The pipeline takes its guidance scale from its `guider` (diffusers' modular guidance), not as an argument.
+    guider: bool = False
+    # Whether diffusers has a LoRA loader for the pipeline (the engine refuses LoRAs where it has none).
+    lora: bool = True
 
 
 FAMILIES = {
@@ -71,6 +82,16 @@ FAMILIES = {
         build_tiny_hunyuan_pipeline,
         load_hunyuan_pipeline,
         "reelgen.engines.hunyuan:create_engine",
+    ),
+    "hunyuan15": Family(
+        TINY_RANDOM_HUNYUAN15,
+        HunyuanVideo15Engine,
+        lambda: create_hunyuan15(device="cpu"),
+        build_tiny_hunyuan15_pipeline,
+        load_hunyuan15_pipeline,
+        "reelgen.engines.hunyuan15:create_engine",
+        guider=True,
+        lora=False,
     ),
     "cogvideox": Family(
         TINY_RANDOM_COGVIDEOX,
@@ -122,17 +143,26 @@ def diffusers_reference(family: Family, pipe: Any, p: GenerationParams) -> np.nd
     extra = dict(family.reference_kwargs)
     if p.negative_prompt:
         extra["negative_prompt"] = p.negative_prompt
-    frames = pipe(
-        prompt=p.prompt,
-        height=p.size.height,
-        width=p.size.width,
-        num_frames=p.num_frames,
-        num_inference_steps=p.steps,
-        guidance_scale=p.guidance_scale,
-        generator=torch.Generator().manual_seed(p.seed),
-        output_type="np",
-        **extra,
-    ).frames[0]
+    shipped_guider = pipe.guider if family.guider else None
+    if family.guider:
+        # The way diffusers' docs set it: a copy of the guider at the scale (put back below).
+        pipe.guider = shipped_guider.new(guidance_scale=p.guidance_scale)
+    else:
+        extra["guidance_scale"] = p.guidance_scale
+    try:
+        frames = pipe(
+            prompt=p.prompt,
+            height=p.size.height,
+            width=p.size.width,
+            num_frames=p.num_frames,
+            num_inference_steps=p.steps,
+            generator=torch.Generator().manual_seed(p.seed),
+            output_type="np",
+            **extra,
+        ).frames[0]
+    finally:
+        if family.guider:
+            pipe.guider = shipped_guider
     return np.round(frames * 255).astype(np.uint8)
 
 
@@ -155,10 +185,21 @@ def test_non_square_sizes(family: Family, engine: DiffusersEngine[Any]) -> None:
 
 def test_output_matches_diffusers_own_pipeline(family: Family, engine: DiffusersEngine[Any]) -> None:
     """The engine's latent output + decode is exactly what the pipeline returns for output_type="np" (for
-    CogVideoX 1.5-shaped models also with the padding latent frame an odd latent count brings)."""
+    CogVideoX 1.5-shaped models also with the padding latent frame an odd latent count brings; for HunyuanVideo
+    1.5 also with quoted text, which its glyph encoder reads)."""
     p = params(family)
     assert generate(engine, p).shape == (p.num_frames, 64, 64, 3)
     np.testing.assert_array_equal(generate(engine, p), diffusers_reference(family, engine.pipe, p))
+    sign = params(family, prompt='a neon sign that says "open" in a dark street')
+    np.testing.assert_array_equal(generate(engine, sign), diffusers_reference(family, engine.pipe, sign))
+
+
+def test_the_guidance_scale_is_the_jobs(family: Family, engine: DiffusersEngine[Any]) -> None:
+    p = params(family, guidance_scale=2.5)
+    assert not np.array_equal(generate(engine, p), generate(engine, params(family)))
+    np.testing.assert_array_equal(generate(engine, p), diffusers_reference(family, engine.pipe, p))
+    if family.guider:  # set for the call only: the checkpoint's guider is as it was
+        assert engine.pipe.guider.guidance_scale == 6.0
 
 
 def test_same_seed_same_video_different_seed_different_video(family: Family, engine: DiffusersEngine[Any]) -> None:
@@ -177,11 +218,12 @@ def test_progress_reports_every_step_with_a_cheap_preview(family: Family, engine
     preview = sink.previews[-1]
     assert preview is not None
     image = preview()
-    # Latent resolution (12x8) upsampled 8x; never the full decode.
+    # Latent resolution (12x8 for an 8x VAE, 6x4 for a 16x one) upsampled to the frame; never the full decode.
     assert image.dtype == np.uint8 and image.shape == (64, 96, 3) and image.std() > 0
     # The fitted latent->RGB map is a cheap stand-in for the VAE: it correlates with the real middle frame.
-    guess = image.astype(float)[::8, ::8].ravel()
-    truth = frames[len(frames) // 2].astype(float).reshape(8, 8, 12, 8, 3).mean(axis=(1, 3)).ravel()
+    s = engine.pipe.vae_scale_factor_spatial
+    guess = image.astype(float)[::s, ::s].ravel()
+    truth = frames[len(frames) // 2].astype(float).reshape(64 // s, s, 96 // s, s, 3).mean(axis=(1, 3)).ravel()
     assert np.corrcoef(guess, truth)[0, 1] > 0.3
 
 
@@ -190,6 +232,8 @@ def test_cancel_stops_at_the_step_and_the_engine_recovers(family: Family, engine
     with pytest.raises(JobCancelled):
         engine.run(StageRequest(params(family, steps=4)), sink)
     assert [s for s, _ in sink.steps] == [1, 2]
+    # HunyuanVideo 1.5 reports steps from a wrapped scheduler step: the wrapper is gone after the cancel too.
+    assert "step" not in vars(engine.pipe.scheduler)
     assert np.array_equal(generate(engine, params(family, steps=4)), generate(engine, params(family, steps=4)))
 
 
@@ -214,7 +258,7 @@ def test_requests_the_pipeline_would_reject_or_round_are_refused(family: Family,
 
 
 def test_a_negative_prompt_is_used_or_refused_never_ignored(family: Family, engine: DiffusersEngine[Any]) -> None:
-    if family.spec.family == "hunyuan":
+    if not family.spec.negative_prompt:
         # Guidance-distilled: the scale is a transformer input and a negative prompt has no pass to go into. The
         # API refuses it (validate_params), and so does the engine, for jobs that reach it another way.
         with pytest.raises(InvalidParams, match="guidance-distilled") as err:
@@ -289,9 +333,14 @@ def lora(family: Family, tmp_path_factory: pytest.TempPathFactory) -> LoraWeight
         transformer.add_adapter(
             LoraConfig(r=4, lora_alpha=4, target_modules=["to_q", "to_k", "to_v", "to_out.0"], init_lora_weights=False)
         )
-    type(pipe).save_lora_weights(
-        root / "style", transformer_lora_layers=get_peft_model_state_dict(transformer), safe_serialization=True
-    )
+    layers = get_peft_model_state_dict(transformer)
+    if family.lora:
+        type(pipe).save_lora_weights(root / "style", transformer_lora_layers=layers, safe_serialization=True)
+    else:  # no LoRA mixin to write it either: the file diffusers' writers make
+        (root / "style").mkdir()
+        save_file(
+            {f"transformer.{k}": v for k, v in layers.items()}, root / "style" / "pytorch_lora_weights.safetensors"
+        )
     return LoraLibrary(root).weights("style")
 
 
@@ -300,6 +349,13 @@ def test_a_lora_changes_the_video_and_is_removed_cleanly(
 ) -> None:
     p = params(family, seed=3)
     base = generate(engine, p)
+    if not family.lora:
+        # diffusers has no LoRA loader for the pipeline: refused before any work, and the model is untouched.
+        with pytest.raises(InvalidParams, match="takes no LoRA") as err:
+            engine.run(StageRequest(p, lora=lora), RecordingSink())
+        assert err.value.param == "lora" and engine.adapters.loads == 0
+        assert np.array_equal(generate(engine, p), base)
+        return
     styled = generate(engine, p, lora)
     assert styled.shape == base.shape and not np.array_equal(styled, base)
     assert np.array_equal(generate(engine, p), base)
@@ -336,3 +392,37 @@ def test_presets_cache_steps_for_one_job_only(family: Family) -> None:
     assert np.array_equal(
         generate(engine, params(family, steps=few, preset="fast")), generate(engine, params(family, steps=few))
     )
+
+
+# -- HunyuanVideo 1.5 only ----------------------------------------------------------------------------------
+
+
+def test_hunyuan15_tiny_tokenizer_crops_exactly_the_system_part() -> None:
+    """The pipeline drops a hard-coded 108 tokens (its system message in the chat template) from the front of
+    every encoded prompt; the tiny tokenizer is shaped so that is exactly everything before the user's text."""
+    pipe = build_tiny_hunyuan15_pipeline()
+    crop = pipe.prompt_template_encode_start_idx
+    chat = [{"role": "system", "content": pipe.system_message}, {"role": "user", "content": PROMPT}]
+    ids = pipe.tokenizer.apply_chat_template(chat, add_generation_prompt=True, tokenize=True, return_dict=True)
+    ids = ids["input_ids"]
+    assert crop == 108
+    assert pipe.tokenizer.decode(ids[:crop]).endswith("<|im_end|>\n<|im_start|>user\n")
+    assert pipe.tokenizer.decode(ids[crop:]) == f"{PROMPT}<|im_end|>\n<|im_start|>assistant\n"
+
+
+def test_hunyuan15_catalog_entries(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    entries = {spec.id: (spec, factory, options) for spec, factory, options in OPEN_MODELS}
+    for spec, repo in [
+        (HUNYUAN15_T2V_480P, "hunyuanvideo-community/HunyuanVideo-1.5-Diffusers-480p_t2v"),
+        (HUNYUAN15_T2V_720P, "hunyuanvideo-community/HunyuanVideo-1.5-Diffusers-720p_t2v"),
+    ]:
+        assert entries[spec.id] == (spec, HUNYUAN15_FACTORY, {"source": repo})
+        assert (spec.num_frames(spec.default_seconds), spec.num_frames(spec.max_seconds), spec.fps) == (121, 121, 24)
+        assert spec.negative_prompt and (spec.default_steps, spec.default_guidance) == (50, 6.0)
+        # The factory is importable and fails before loading anything when the weights are not here.
+        monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path))
+        monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+        with pytest.raises(WeightsNotFound, match=f"hf download {repo}"):
+            registry.create_engine(spec.id, device="cpu")
+    assert {str(s) for s in HUNYUAN15_T2V_480P.sizes} == {"848x480", "480x848"}
+    assert {str(s) for s in HUNYUAN15_T2V_720P.sizes} == {"1280x720", "720x1280"}

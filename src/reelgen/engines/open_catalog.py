@@ -1,4 +1,5 @@
-"""The open-weights model families (Wan, LTX-Video, HunyuanVideo, CogVideoX) as registry entries. Torch-free.
+"""The open-weights model families (Wan, LTX-Video, HunyuanVideo, HunyuanVideo 1.5, CogVideoX) as registry entries.
+Torch-free.
 
 `catalog.register_builtin_models` calls `register_open_models`; this file holds only specs and factory paths,
 so the HTTP process can list and validate these models without importing torch. Each entry's `source` is the
@@ -8,13 +9,13 @@ Where the numbers come from (diffusers 0.42 source, pipelines/*, and the model c
 - sizes: the resolutions each checkpoint was trained at. Wan 2.1/2.2 A14B: 832x480 (480p) and 1280x720
   (720p); Wan 2.2 TI2V 5B: 1280x704 (its VAE compresses 16x and the transformer patchifies 2x2, so sides are
   multiples of 32); LTX-Video: multiples of 32, trained up to 1216x704; HunyuanVideo: 1280x720 and 960x544;
-  CogVideoX 5B: 720x480 only; CogVideoX 1.5: 1360x768.
+  HunyuanVideo 1.5: 848x480 (480p) and 1280x720 (720p); CogVideoX 5B: 720x480 only; CogVideoX 1.5: 1360x768.
 - frame rules: the VAEs compress time 4x (Wan, Hunyuan, CogVideoX: 4k+1 frames) or 8x (LTX: 8k+1), keeping
   the first frame on its own. Maxima are the trained lengths: Wan 81 (2.2 5B: 121), LTX 257, Hunyuan 129,
   CogVideoX 49 (1.5: 81).
 - steps/guidance: the pipelines' defaults and the model cards' recommendations (Wan 50 / 5.0, Wan 2.2 A14B 40
   / 4.0 (T2V) and 3.5 (I2V), LTX 50 / 3.0 (0.9.1), 30 / 5.0 (0.9.7 dev), 8 / 1.0 (distilled, guidance
-  distilled), Hunyuan 50 / 6.0 (embedded guidance), CogVideoX 50 / 6.0).
+  distilled), Hunyuan 50 / 6.0 (embedded guidance), HunyuanVideo 1.5 50 / 6.0 (real CFG), CogVideoX 50 / 6.0).
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ if TYPE_CHECKING:
 WAN_FACTORY = "reelgen.engines.wan:create_engine"
 LTX_FACTORY = "reelgen.engines.ltx:create_engine"
 HUNYUAN_FACTORY = "reelgen.engines.hunyuan:create_engine"
+HUNYUAN15_FACTORY = "reelgen.engines.hunyuan15:create_engine"
 COGVIDEOX_FACTORY = "reelgen.engines.cogvideox:create_engine"
 
 # The latent upsampler of LTX 0.9.7's two-pass recipe (the engine's upscale stage; optional).
@@ -54,6 +56,11 @@ LTX_2B_WEIGHTS = Footprint(transformer_gb=3.8, text_encoder_gb=9.5, vae_gb=0.8, 
 LTX_13B_WEIGHTS = Footprint(transformer_gb=26.0, text_encoder_gb=9.5, vae_gb=0.8, hidden=4096)
 # HunyuanVideo: a LLaVA-Llama-3-8B text encoder plus CLIP-L.
 HUNYUAN_WEIGHTS = Footprint(transformer_gb=25.6, text_encoder_gb=16.3, vae_gb=0.5, hidden=3072)
+# HunyuanVideo 1.5, every component bf16: an 8.33B transformer (54 blocks, 16 heads x 128), the text model of
+# Qwen2.5-VL-7B (7.07B) plus the glyph ByT5-small encoder (0.22B), and a 1.26B VAE. Parameter counts of diffusers
+# 0.42's classes at their default (released) configs and of Qwen2.5-VL-7B's text config, not of the downloaded
+# files, which were not reachable from here.
+HUNYUAN15_WEIGHTS = Footprint(transformer_gb=16.7, text_encoder_gb=14.6, vae_gb=2.5, hidden=2048)
 COGVIDEOX_WEIGHTS = Footprint(transformer_gb=11.1, text_encoder_gb=9.5, vae_gb=0.4, hidden=3072)
 
 
@@ -298,6 +305,64 @@ HUNYUAN_VIDEO = ModelSpec(
     footprint=HUNYUAN_WEIGHTS,
 )
 
+# -- HunyuanVideo 1.5 (Tencent; diffusers weights from hunyuanvideo-community) --------------------------------
+#
+# Sources: Tencent-Hunyuan/HunyuanVideo-1.5 README ("Optimal Inference Configurations": 480p and 720p T2V at CFG
+# 6, 50 steps, flow shift 5 (480p) and 9 (720p); `--video_length` 121; its diffusers example exports at fps=24 and
+# loads hunyuanvideo-community/HunyuanVideo-1.5-Diffusers-720p_t2v), diffusers 0.42's HunyuanVideo15Pipeline
+# (num_frames=121, num_inference_steps=50, sizes from its 16:9 buckets: 848x480 at target_size 640, 1280x720 at
+# 960) and diffusers' HunyuanVideo-1.5 docs (the guider's guidance_scale 6.0). The 480p repo id: diffusers' docs
+# example names "HunyuanVideo-1.5-Diffusers-480p_t2v", and SimpleTuner's and FastVideo's HunyuanVideo 1.5 support
+# load it from hunyuanvideo-community. Not confirmed here: the shift each community repo's scheduler_config.json
+# ships (the engine uses the shipped scheduler as is), and lengths past 121 frames (the model card says 5-10 s;
+# only 121 is a documented default), so 121 is the maximum.
+
+HUNYUAN15_FRAMES = FrameRule(multiple=4, offset=1, min_frames=5, max_frames=121)
+
+HUNYUAN15_T2V_480P = ModelSpec(
+    id="hunyuanvideo1.5-t2v-480p",
+    family="hunyuan",
+    description=(
+        "HunyuanVideo 1.5 text-to-video, 8.3B parameters, 480p at 24 fps, up to 5 s. Classifier-free guidance "
+        "(negative prompts work); renders quoted text in the prompt."
+    ),
+    sizes=_both(848, 480),
+    default_size=Size(848, 480),
+    fps=24,
+    default_seconds=5.0,
+    max_seconds=5.0,  # 121 frames
+    frame_rule=HUNYUAN15_FRAMES,
+    default_steps=50,
+    max_steps=100,
+    default_guidance=6.0,
+    inputs=TEXT,
+    needs_gpu=True,
+    owned_by="tencent",
+    footprint=HUNYUAN15_WEIGHTS,
+)
+
+HUNYUAN15_T2V_720P = ModelSpec(
+    id="hunyuanvideo1.5-t2v-720p",
+    family="hunyuan",
+    description=(
+        "HunyuanVideo 1.5 text-to-video, 8.3B parameters, 720p at 24 fps, up to 5 s. Classifier-free guidance "
+        "(negative prompts work); renders quoted text in the prompt."
+    ),
+    sizes=_both(1280, 720),
+    default_size=Size(1280, 720),
+    fps=24,
+    default_seconds=5.0,
+    max_seconds=5.0,  # 121 frames
+    frame_rule=HUNYUAN15_FRAMES,
+    default_steps=50,
+    max_steps=100,
+    default_guidance=6.0,
+    inputs=TEXT,
+    needs_gpu=True,
+    owned_by="tencent",
+    footprint=HUNYUAN15_WEIGHTS,
+)
+
 # -- CogVideoX (THUDM / Zhipu AI) ------------------------------------------------------------------------------
 
 COGVIDEOX_5B = ModelSpec(
@@ -385,6 +450,8 @@ OPEN_MODELS: tuple[tuple[ModelSpec, str, dict[str, object]], ...] = (
         },
     ),
     (HUNYUAN_VIDEO, HUNYUAN_FACTORY, {"source": "hunyuanvideo-community/HunyuanVideo"}),
+    (HUNYUAN15_T2V_480P, HUNYUAN15_FACTORY, {"source": "hunyuanvideo-community/HunyuanVideo-1.5-Diffusers-480p_t2v"}),
+    (HUNYUAN15_T2V_720P, HUNYUAN15_FACTORY, {"source": "hunyuanvideo-community/HunyuanVideo-1.5-Diffusers-720p_t2v"}),
     (COGVIDEOX_5B, COGVIDEOX_FACTORY, {"source": "THUDM/CogVideoX-5b"}),
     (COGVIDEOX_1_5_5B, COGVIDEOX_FACTORY, {"source": "THUDM/CogVideoX1.5-5B"}),
 )

@@ -1,0 +1,229 @@
+"""HunyuanVideo 1.5 (Tencent) text-to-video through diffusers' HunyuanVideo15Pipeline.
+
+Reading order: `load_hunyuan15_pipeline` and `create_engine` (how a checkpoint is found and loaded), then
+`HunyuanVideo15Engine.run`, which calls the real pipeline with `output_type="latent"`, reports every step to the
+sink (with a cheap latent->RGB preview), and returns a VideoOutput whose chunks come from the pipeline's own decode
+arithmetic (divide by the VAE's scaling factor, one VAE call), run when the worker asks for the first chunk.
+
+Two things differ from the other families:
+- The pipeline takes no `callback_on_step_end`, so steps are reported by wrapping its scheduler's `step` for the
+  length of one call (`_reported_steps`): the wrapper runs the real step, then hands the new latents to the same
+  callback the other pipelines call. Progress, previews and cancelling work alike (JobCancelled raised by the sink
+  propagates out of the pipeline), and the wrapper is removed however the call ends.
+- Guidance is real classifier-free guidance (a conditional and an unconditional pass per step, so a negative
+  prompt is used), run by the pipeline's `guider`; the call itself takes no guidance scale. Each job sets the
+  guider's scale for its call and puts the checkpoint's back afterwards (`_guidance_scale`).
+
+diffusers 0.42 has no LoRA loader for this pipeline (huggingface/diffusers#14420): a job with a LoRA is refused.
+Nor does it describe this transformer's blocks to its step caches, so the engine does (`_describe_blocks`), and the
+`balanced` and `fast` presets work as for HunyuanVideo.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+# Imported from their modules, not `from diffusers import ...`, so type checkers see the real classes.
+from diffusers.hooks._helpers import TransformerBlockMetadata, TransformerBlockRegistry
+from diffusers.models.transformers.transformer_hunyuan_video15 import HunyuanVideo15TransformerBlock
+from diffusers.pipelines.hunyuan_video1_5.pipeline_hunyuan_video1_5 import HunyuanVideo15Pipeline
+
+from reelgen.domain.errors import InvalidParams
+from reelgen.domain.models import ModelSpec
+from reelgen.engines.alignment import align_weights
+from reelgen.engines.base import ProgressSink, StageRequest, VideoOutput
+from reelgen.engines.diffusers_engine import (
+    DTYPE_KWARG,
+    DiffusersEngine,
+    Preview,
+    StepCallback,
+    cpu_generator,
+    default_device,
+    resolve_dtype,
+    to_uint8_frames,
+)
+from reelgen.engines.memory import ActivationProfile
+from reelgen.engines.previews import fit_rgb_projection, project_to_rgb
+from reelgen.engines.weights import require_weights
+
+
+def load_hunyuan15_pipeline(source: str | Path, *, dtype: torch.dtype, device: str) -> HunyuanVideo15Pipeline:
+    """Load a HunyuanVideo 1.5 pipeline from a Hub repo id or a local diffusers folder (model_index.json), every
+    component in `dtype`, as diffusers' and Tencent's examples load it. Honours HF_HUB_OFFLINE."""
+    pipe = HunyuanVideo15Pipeline.from_pretrained(source, **{DTYPE_KWARG: dtype})
+    return align_weights(pipe.to(device))
+
+
+def create_engine(
+    spec: ModelSpec, device: str | None = None, *, source: str, dtype: str | None = None
+) -> HunyuanVideo15Engine:
+    """Registry factory: `register(spec, "reelgen.engines.hunyuan15:create_engine", options={"source": "..."})`.
+
+    Fails here, before any job work, when the weights are missing and cannot be downloaded (HF_HUB_OFFLINE)."""
+    require_weights(source)
+    device = device or default_device()
+    torch_dtype = resolve_dtype(dtype, device)
+    return HunyuanVideo15Engine(
+        spec,
+        # Loaded on the CPU: the engine places it on `device` as its memory plan says (whole, or offloaded).
+        lambda: load_hunyuan15_pipeline(source, dtype=torch_dtype, device="cpu"),
+        device,
+    )
+
+
+class HunyuanVideo15Engine(DiffusersEngine[HunyuanVideo15Pipeline]):
+    """One HunyuanVideo 1.5 text-to-video pipeline (engines/diffusers_engine.py: residency, memory plan, reported
+    denoising). The image-to-video checkpoints are separate models with another pipeline and transformer."""
+
+    # -- what differs from other families ----------------------------------------------------------------
+
+    def _profile(self, pipe: HunyuanVideo15Pipeline) -> ActivationProfile:
+        # HunyuanVideo's costs at this checkpoint's 16x VAE and 1x1 patches (the same 16 px per token); the
+        # guider runs the conditional and unconditional passes one after the other, so one batch at a time.
+        return self._transformer_profile(
+            "hunyuan",
+            pipe,
+            spatial=pipe.vae_scale_factor_spatial,
+            temporal=pipe.vae_scale_factor_temporal,
+            patch=pipe.transformer.config.patch_size,
+        )
+
+    def _fit_preview(self, pipe: HunyuanVideo15Pipeline) -> torch.Tensor:
+        return _fit_preview_projection(pipe)
+
+    def _on_load(self, pipe: HunyuanVideo15Pipeline) -> None:
+        _describe_blocks()
+
+    # -- one job -----------------------------------------------------------------------------------------
+
+    def run(self, request: StageRequest, sink: ProgressSink) -> VideoOutput:
+        self.load()
+        self._check_request(self.pipe, request)
+        self._plan_memory(request)  # may reload the pipeline with more offloading
+        pipe = self.pipe
+        params = request.params
+
+        def call(on_step_end: StepCallback) -> torch.Tensor:
+            with _guidance_scale(pipe, params.guidance_scale), _reported_steps(pipe, on_step_end):
+                return pipe(
+                    prompt=params.prompt,
+                    negative_prompt=params.negative_prompt or None,
+                    height=params.size.height,
+                    width=params.size.width,
+                    num_frames=params.num_frames,
+                    num_inference_steps=params.steps,
+                    generator=cpu_generator(request.seed),
+                    output_type="latent",
+                    return_dict=False,
+                )[0]
+
+        latents, stats = self._denoise(request, sink, call, self._preview)
+        generation = self._generation
+        return self._video_output(request, self._lazy_chunks(lambda: self._decode(latents, generation), stats), stats)
+
+    def _check_request(self, pipe: HunyuanVideo15Pipeline, request: StageRequest) -> None:
+        """Refuse what the pipeline would reject late, silently round or cannot do."""
+        self._check_stage(request, takes_image=False)
+        if request.lora is not None:
+            raise InvalidParams(
+                f"model {self.spec.id} takes no LoRA: diffusers has no LoRA loader for HunyuanVideo 1.5 yet",
+                param="lora",
+            )
+        self._check_grid(
+            request,
+            multiple=pipe.vae_scale_factor_spatial * pipe.transformer.config.patch_size,
+            temporal=pipe.vae_scale_factor_temporal,
+        )
+
+    # -- previews and decoding ---------------------------------------------------------------------------
+
+    def _preview(self, latents: torch.Tensor) -> Preview:
+        """A lazy preview of the middle frame through a linear latent->RGB map, no VAE; one latent frame is
+        copied now, the sink calls `render` when it wants a picture."""
+        projection = self._preview_projection
+        assert projection is not None
+        upscale = self.pipe.vae_scale_factor_spatial
+        middle = latents[0, :, latents.shape[2] // 2].detach().clone()
+
+        def render() -> np.ndarray:
+            return project_to_rgb(middle, projection, max_upscale=upscale)
+
+        return render
+
+    @torch.no_grad()
+    def _decode(self, latents: torch.Tensor, generation: int) -> np.ndarray:
+        """What HunyuanVideo15Pipeline.__call__ does after its loop for output_type="np", returning uint8 frames."""
+        self._check_current(generation)
+        vae = self.pipe.vae
+        video = vae.decode(latents.to(vae.dtype) / vae.config.scaling_factor, return_dict=False)[0]
+        return to_uint8_frames(video)
+
+
+@contextmanager
+def _guidance_scale(pipe: HunyuanVideo15Pipeline, scale: float) -> Iterator[None]:
+    """The guider at `scale` for the body (1.0 turns the unconditional pass off), then the checkpoint's again."""
+    guider: Any = pipe.guider
+    shipped = guider.guidance_scale
+    guider.guidance_scale = scale
+    try:
+        yield
+    finally:
+        guider.guidance_scale = shipped
+
+
+@contextmanager
+def _reported_steps(pipe: HunyuanVideo15Pipeline, on_step_end: StepCallback) -> Iterator[None]:
+    """Call `on_step_end(pipe, i, t, {"latents": ...})` after each scheduler step of the body, as pipelines with
+    `callback_on_step_end` do after theirs; whatever it raises leaves the pipeline call."""
+    scheduler = pipe.scheduler
+    real_step: Callable[..., Any] = scheduler.step
+    index = 0
+
+    def step(model_output: torch.Tensor, timestep: Any, sample: torch.Tensor, *args: Any, **kwargs: Any) -> Any:
+        nonlocal index
+        result = real_step(model_output, timestep, sample, *args, **kwargs)
+        latents = result[0] if isinstance(result, tuple) else result.prev_sample
+        on_step_end(pipe, index, timestep, {"latents": latents})
+        index += 1
+        return result
+
+    # An instance attribute shadows the class's method for this scheduler only.
+    scheduler.step = step  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        del scheduler.step
+
+
+def _describe_blocks() -> None:
+    """Tell diffusers' block hooks (FirstBlockCache: the `balanced` and `fast` presets) where a
+    HunyuanVideo15TransformerBlock takes and returns its video and text streams. diffusers 0.42 registers
+    HunyuanVideo's blocks but not these, and refuses to cache an unregistered block; these have the same shape
+    (`hidden_states, encoder_hidden_states, ...` in, that pair out), so they get the same entry."""
+    try:
+        TransformerBlockRegistry.get(HunyuanVideo15TransformerBlock)
+    except ValueError:
+        TransformerBlockRegistry.register(
+            HunyuanVideo15TransformerBlock,
+            TransformerBlockMetadata(return_hidden_states_index=0, return_encoder_hidden_states_index=1),
+        )
+
+
+@torch.no_grad()
+def _fit_preview_projection(pipe: HunyuanVideo15Pipeline) -> torch.Tensor:
+    """Fit the (channels + 1, 3) linear map from diffusion latents (plus a bias) to RGB in [0, 1] by decoding one
+    latent frame of noise with this very VAE and least squares against the RGB averaged over each latent pixel's
+    footprint. Any checkpoint, no hand-made table; one small decode at load time."""
+    vae = pipe.vae
+    channels = vae.config.latent_channels
+    noise = torch.randn(1, channels, 1, 16, 16, generator=torch.Generator().manual_seed(0))
+    device = next(vae.parameters()).device
+    z = noise.to(device, vae.dtype) / vae.config.scaling_factor
+    decoded = vae.decode(z, return_dict=False)[0][:, :, 0]
+    return fit_rgb_projection(noise[0, :, 0], decoded, pipe.vae_scale_factor_spatial)
