@@ -56,6 +56,7 @@ from reelgen.demo.model import (
     set_latent_stats,
     widen_latents,
 )
+from reelgen.demo.transformer import PositionedPatchEmbedding
 from reelgen.demo.world import ObjectSpec, SceneSpec, background_image, render, sample_spec
 
 log = logging.getLogger(__name__)
@@ -98,6 +99,9 @@ class TrainConfig:
     # zero in a warm-started model, and at the base rate they had grown to a norm of 0.1-0.5 after 1,000 steps,
     # next to token vectors of norm ~16, too faint to tell frames apart.
     position_lr_scale: float = 10.0
+    # Amplitude of the sinusoidal code the position tables start from (demo.transformer.sinusoidal_), next to
+    # token vectors of about 1.4 per channel.
+    position_amplitude: float = 1.0
     checkpoint_every: int = 250
     log_every: int = 25
 
@@ -110,8 +114,8 @@ class TrainConfig:
 
 def load_transformer_weights(transformer: torch.nn.Module, folder: Path) -> None:
     """Load an exported transformer's safetensors into ``transformer``. Weights from before the demo transformer
-    had absolute positions (a plain ``WanTransformer3DModel``) load too: their position tables start at zero,
-    where the model computes exactly what it did. Any other mismatch is an error."""
+    had absolute positions (a plain ``WanTransformer3DModel``) load too: their position tables keep whatever
+    ``transformer`` had (the trainer's sinusoidal start). Any other mismatch is an error."""
     state: dict[str, torch.Tensor] = {}
     for file in sorted(folder.glob("*.safetensors")):
         state.update(load_file(file))
@@ -242,6 +246,10 @@ class Trainer:
             self.run_dir.mkdir(parents=True, exist_ok=True)
             config_path.write_text(json.dumps(self.config.to_json(), indent=2))
         self.pipe = build_pipeline(self.config.model, seed=self.config.seed)
+        # Where the position tables start (weights loaded later, from a checkpoint or --init-transformer, win).
+        embedding = self.pipe.transformer.patch_embedding
+        assert isinstance(embedding, PositionedPatchEmbedding)
+        embedding.sinusoidal_(self.config.position_amplitude)
 
     # -- stage 1 -------------------------------------------------------------------------------------------
 

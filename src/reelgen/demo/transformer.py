@@ -17,6 +17,8 @@ through ``model_index.json`` (``["reelgen.demo.transformer", "DemoWanTransformer
 
 from __future__ import annotations
 
+import math
+
 import torch
 from diffusers.configuration_utils import register_to_config
 from diffusers.models.modeling_utils import ModelMixin
@@ -39,6 +41,27 @@ class PositionedPatchEmbedding(nn.Conv3d):
         self.frame_embed = nn.Parameter(torch.zeros(frames, out_channels))
         self.row_embed = nn.Parameter(torch.zeros(rows, out_channels))
         self.col_embed = nn.Parameter(torch.zeros(cols, out_channels))
+
+    @torch.no_grad()
+    def sinusoidal_(self, amplitude: float) -> None:
+        """Fill the tables with a fixed sinusoidal code (frames in the first half of the channels, rows and
+        columns a quarter each; periods from 2 positions to 4x the axis; zero mean over each axis, so no table adds
+        a constant to every token). Training starts here rather than at zero: at zero neither the positions nor
+        the motion words are worth learning before the other is (on centred paths the object's average place at
+        frame t is the middle for every t, whatever the words say), and the model stayed at that saddle."""
+        dim = self.frame_embed.shape[1]
+        spans = (
+            (self.frame_embed, 0, dim // 2),
+            (self.row_embed, dim // 2, 3 * dim // 4),
+            (self.col_embed, 3 * dim // 4, dim),
+        )
+        for table, lo, hi in spans:
+            count, pairs = table.shape[0], (hi - lo) // 2
+            periods = torch.logspace(math.log10(2.0), math.log10(4.0 * count), pairs)
+            angle = 2 * math.pi * torch.arange(count, dtype=torch.float32)[:, None] / periods
+            code = torch.cat([angle.sin(), angle.cos()], dim=1)
+            table.zero_()
+            table[:, lo : lo + 2 * pairs] = amplitude * (code - code.mean(dim=0, keepdim=True))
 
     def forward(self, input: torch.Tensor) -> torch.Tensor:
         out = super().forward(input)  # (B, C, T, H, W) tokens
