@@ -91,6 +91,16 @@ def main(argv: list[str] | None = None) -> int:
         help="start the transformer and text encoder from this exported pipeline (e.g. src/reelgen/demo/weights); "
         "use it with the VAE it was trained on (--init-vae of its own vae/ folder, --vae-steps 0)",
     )
+    p.add_argument(
+        "--fresh-text-encoder",
+        action="store_true",
+        help="with --init-transformer: take only the transformer; the text encoder starts from random weights",
+    )
+    p.add_argument(
+        "--text-encoder",
+        choices=("joint", "frozen"),
+        help="train the text encoder with the transformer (joint, the default) or keep it as it starts (new runs only)",
+    )
 
     p = sub.add_parser("eval-demo", help="score reelgen-demo on held-out captions with the demo checker")
     p.add_argument("--n", type=int, default=100, help="number of held-out clips")
@@ -274,6 +284,7 @@ def cmd_train_demo(args: argparse.Namespace) -> int:
         vae_lr=args.vae_lr or defaults.vae_lr,
         cache_size=args.cache_size or defaults.cache_size,
         batch=args.batch or defaults.batch,
+        text_encoder=args.text_encoder or defaults.text_encoder,
     )
     try:
         trainer = Trainer(
@@ -283,6 +294,7 @@ def cmd_train_demo(args: argparse.Namespace) -> int:
             export=args.export,
             init_vae=args.init_vae,
             init_transformer=args.init_transformer,
+            fresh_text_encoder=args.fresh_text_encoder,
         )
     except FileExistsError as e:
         print(f"error: {e}", file=sys.stderr)

@@ -234,3 +234,31 @@ def test_the_demo_transformer_is_wan_plus_absolute_positions(tmp_path: Path) -> 
     # Anything else that does not fit is refused rather than half loaded.
     with pytest.raises(ValueError, match="do not fit"):
         load_transformer_weights(build_transformer(dataclasses.replace(TINY, layers=2)), tmp_path / "plain")
+
+
+def test_a_frozen_text_encoder_keeps_its_weights_and_a_fresh_one_is_not_taken_over(tmp_path: Path) -> None:
+    quiet = {"progress": lambda _: None}
+    first = Trainer(tmp_path / "first", tiny_train_config(steps=2), **quiet)
+    first.run()
+    exported = tmp_path / "first" / "pipeline"
+    config = dataclasses.replace(tiny_train_config(steps=2), vae_image_steps=0, vae_steps=0, text_encoder="frozen")
+    second = Trainer(
+        tmp_path / "second",
+        config,
+        init_vae=exported / "vae",
+        init_transformer=exported,
+        fresh_text_encoder=True,
+        **quiet,
+    )
+    fresh = {k: v.clone() for k, v in second.pipe.text_encoder.state_dict().items()}
+    taken = load_wan_pipeline(exported, dtype=torch.float32, device="cpu").text_encoder.state_dict()
+    assert second.train_transformer(second.build_cache()) == 2
+    after = second.pipe.text_encoder.state_dict()
+    assert all(torch.equal(fresh[k], after[k]) for k in fresh)  # frozen: two steps changed nothing
+    assert not all(torch.equal(taken[k], after[k]) for k in taken)  # fresh: not the exported encoder
+    # The transformer did train, from the exported weights.
+    saved = load_wan_pipeline(exported, dtype=torch.float32, device="cpu").transformer.state_dict()
+    trained = second.pipe.transformer.state_dict()
+    assert not all(torch.equal(saved[k], trained[k]) for k in saved)
+    with pytest.raises(ValueError, match="text_encoder must be"):
+        dataclasses.replace(config, text_encoder="thawed")
