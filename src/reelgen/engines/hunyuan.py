@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -103,7 +104,7 @@ class HunyuanEngine(DiffusersEngine[HunyuanVideoPipeline]):
         )
 
     def _fit_preview(self, pipe: HunyuanVideoPipeline) -> torch.Tensor:
-        return _fit_preview_projection(pipe)
+        return fit_scaled_preview_projection(pipe)
 
     # -- one job -----------------------------------------------------------------------------------------
 
@@ -150,28 +151,35 @@ class HunyuanEngine(DiffusersEngine[HunyuanVideoPipeline]):
     # -- previews and decoding ---------------------------------------------------------------------------
 
     def _preview(self, latents: torch.Tensor) -> Preview:
-        """A lazy preview of the middle frame through a linear latent->RGB map, no VAE; one latent frame is
-        copied now, the sink calls `render` when it wants a picture."""
-        projection = self._preview_projection
-        assert projection is not None
-        middle = latents[0, :, latents.shape[2] // 2].detach().clone()
+        return middle_frame_preview(latents, self._preview_projection, self.pipe.vae_scale_factor_spatial)
 
-        def render() -> np.ndarray:
-            return project_to_rgb(middle, projection, max_upscale=8)
-
-        return render
-
-    @torch.no_grad()
     def _decode(self, latents: torch.Tensor, generation: int) -> np.ndarray:
-        """What HunyuanVideoPipeline.__call__ does after its loop for output_type="np", returning uint8 frames."""
         self._check_current(generation)
-        vae = self.pipe.vae
-        video = vae.decode(latents.to(vae.dtype) / vae.config.scaling_factor, return_dict=False)[0]
-        return to_uint8_frames(video)
+        return decode_scaled(self.pipe.vae, latents)
+
+
+def middle_frame_preview(latents: torch.Tensor, projection: torch.Tensor | None, upscale: int) -> Preview:
+    """A lazy preview of the middle frame through a linear latent->RGB map, no VAE; one latent frame is copied
+    now, the sink calls `render` when it wants a picture."""
+    assert projection is not None
+    middle = latents[0, :, latents.shape[2] // 2].detach().clone()
+
+    def render() -> np.ndarray:
+        return project_to_rgb(middle, projection, max_upscale=upscale)
+
+    return render
 
 
 @torch.no_grad()
-def _fit_preview_projection(pipe: HunyuanVideoPipeline) -> torch.Tensor:
+def decode_scaled(vae: Any, latents: torch.Tensor) -> np.ndarray:
+    """What the HunyuanVideo pipelines (1.0 and 1.5) do after their loop for output_type="np": divide by the
+    VAE's scaling factor, one decode call; as uint8 frames."""
+    video = vae.decode(latents.to(vae.dtype) / vae.config.scaling_factor, return_dict=False)[0]
+    return to_uint8_frames(video)
+
+
+@torch.no_grad()
+def fit_scaled_preview_projection(pipe: Any) -> torch.Tensor:
     """Fit the (channels + 1, 3) linear map from diffusion latents (plus a bias) to RGB in [0, 1] by decoding one
     latent frame of noise with this very VAE and least squares against the RGB averaged over each latent pixel's
     footprint. Any checkpoint, no hand-made table; one small decode at load time."""

@@ -46,10 +46,9 @@ from reelgen.engines.diffusers_engine import (
     cpu_generator,
     default_device,
     resolve_dtype,
-    to_uint8_frames,
 )
+from reelgen.engines.hunyuan import decode_scaled, fit_scaled_preview_projection, middle_frame_preview
 from reelgen.engines.memory import ActivationProfile
-from reelgen.engines.previews import fit_rgb_projection, project_to_rgb
 from reelgen.engines.weights import require_weights
 
 
@@ -95,7 +94,7 @@ class HunyuanVideo15Engine(DiffusersEngine[HunyuanVideo15Pipeline]):
         )
 
     def _fit_preview(self, pipe: HunyuanVideo15Pipeline) -> torch.Tensor:
-        return _fit_preview_projection(pipe)
+        return fit_scaled_preview_projection(pipe)
 
     def _on_load(self, pipe: HunyuanVideo15Pipeline) -> None:
         _describe_blocks()
@@ -144,25 +143,11 @@ class HunyuanVideo15Engine(DiffusersEngine[HunyuanVideo15Pipeline]):
     # -- previews and decoding ---------------------------------------------------------------------------
 
     def _preview(self, latents: torch.Tensor) -> Preview:
-        """A lazy preview of the middle frame through a linear latent->RGB map, no VAE; one latent frame is
-        copied now, the sink calls `render` when it wants a picture."""
-        projection = self._preview_projection
-        assert projection is not None
-        upscale = self.pipe.vae_scale_factor_spatial
-        middle = latents[0, :, latents.shape[2] // 2].detach().clone()
+        return middle_frame_preview(latents, self._preview_projection, self.pipe.vae_scale_factor_spatial)
 
-        def render() -> np.ndarray:
-            return project_to_rgb(middle, projection, max_upscale=upscale)
-
-        return render
-
-    @torch.no_grad()
     def _decode(self, latents: torch.Tensor, generation: int) -> np.ndarray:
-        """What HunyuanVideo15Pipeline.__call__ does after its loop for output_type="np", returning uint8 frames."""
         self._check_current(generation)
-        vae = self.pipe.vae
-        video = vae.decode(latents.to(vae.dtype) / vae.config.scaling_factor, return_dict=False)[0]
-        return to_uint8_frames(video)
+        return decode_scaled(self.pipe.vae, latents)
 
 
 @contextmanager
@@ -213,17 +198,3 @@ def _describe_blocks() -> None:
             HunyuanVideo15TransformerBlock,
             TransformerBlockMetadata(return_hidden_states_index=0, return_encoder_hidden_states_index=1),
         )
-
-
-@torch.no_grad()
-def _fit_preview_projection(pipe: HunyuanVideo15Pipeline) -> torch.Tensor:
-    """Fit the (channels + 1, 3) linear map from diffusion latents (plus a bias) to RGB in [0, 1] by decoding one
-    latent frame of noise with this very VAE and least squares against the RGB averaged over each latent pixel's
-    footprint. Any checkpoint, no hand-made table; one small decode at load time."""
-    vae = pipe.vae
-    channels = vae.config.latent_channels
-    noise = torch.randn(1, channels, 1, 16, 16, generator=torch.Generator().manual_seed(0))
-    device = next(vae.parameters()).device
-    z = noise.to(device, vae.dtype) / vae.config.scaling_factor
-    decoded = vae.decode(z, return_dict=False)[0][:, :, 0]
-    return fit_rgb_projection(noise[0, :, 0], decoded, pipe.vae_scale_factor_spatial)
