@@ -42,7 +42,7 @@ from reelgen.domain.models import ModelSpec
 from reelgen.domain.params import ParamLimits, validate_params
 from reelgen.engines.base import StageRequest
 from reelgen.engines.open_catalog import LTX_VIDEO_0_9_1, WAN21_T2V_1_3B, WAN21_T2V_14B, WAN22_TI2V_5B
-from reelgen.engines.tiny_wan import _build_tokenizer
+from reelgen.engines.tiny_wan import build_tiny_tokenizer
 
 PROMPT = "a red fox running through fresh snow at sunrise, cinematic, detailed"
 NEGATIVE = "blurry, low quality"
@@ -101,7 +101,7 @@ def _wan_pipeline(tiny: bool, transformer: Any, vae: Any, shift: float) -> Any:
     from diffusers.pipelines.wan.pipeline_wan import WanPipeline
     from diffusers.schedulers.scheduling_unipc_multistep import UniPCMultistepScheduler
 
-    tokenizer = _build_tokenizer()
+    tokenizer = build_tiny_tokenizer()
     return WanPipeline(
         tokenizer=tokenizer,  # type: ignore[arg-type]
         text_encoder=_text_encoder("umt5", tiny, len(tokenizer)),  # type: ignore[arg-type]
@@ -164,7 +164,7 @@ def build_ltx_2b(tiny: bool, dtype: torch.dtype) -> Any:
         from reelgen.engines.tiny_ltx import build_tiny_ltx_pipeline
 
         return build_tiny_ltx_pipeline()
-    tokenizer = _build_tokenizer()
+    tokenizer = build_tiny_tokenizer()
     # LTX-Video 0.9.1: the transformer's defaults are the 2B architecture and the VAE's are 0.9.0's, to which
     # 0.9.1 adds timestep conditioning and noise injection in the decoder's upper blocks.
     vae = AutoencoderKLLTXVideo(timestep_conditioning=True, decoder_inject_noise=(True, True, True, False, False))
