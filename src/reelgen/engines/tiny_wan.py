@@ -9,6 +9,7 @@ output looks like coloured noise: this exercises every code path of a real Wan c
 from __future__ import annotations
 
 import string
+from typing import Any
 
 import torch
 from diffusers.models.autoencoders.autoencoder_kl_wan import AutoencoderKLWan
@@ -61,21 +62,24 @@ def build_tiny_tokenizer() -> PreTrainedTokenizerFast:
     )
 
 
+def tiny_t5_config(vocab_size: int, d_model: int) -> dict[str, Any]:
+    """Sizes of the 2-layer text encoder every tiny pipeline uses (UMT5 for Wan, T5 for LTX-Video and CogVideoX)."""
+    return {
+        "vocab_size": vocab_size,
+        "d_model": d_model,
+        "d_kv": 8,
+        "d_ff": 64,
+        "num_layers": 2,
+        "num_heads": 4,
+        "relative_attention_num_buckets": 8,
+        "dropout_rate": 0.0,
+    }
+
+
 def build_tiny_t5(vocab_size: int, d_model: int) -> T5EncoderModel:
-    """The 2-layer T5 text encoder of the tiny LTX-Video and CogVideoX pipelines (both families use T5-XXL), in
-    eval mode; seed torch first for the same weights every time."""
-    return T5EncoderModel(
-        T5Config(
-            vocab_size=vocab_size,
-            d_model=d_model,
-            d_kv=8,
-            d_ff=64,
-            num_layers=2,
-            num_heads=4,
-            relative_attention_num_buckets=8,
-            dropout_rate=0.0,
-        )
-    ).eval()
+    """The T5 text encoder of the tiny LTX-Video and CogVideoX pipelines (both families use T5-XXL), in eval mode;
+    seed torch first for the same weights every time."""
+    return T5EncoderModel(T5Config(**tiny_t5_config(vocab_size, d_model))).eval()
 
 
 def build_tiny_wan_pipeline() -> WanPipeline:
@@ -84,18 +88,7 @@ def build_tiny_wan_pipeline() -> WanPipeline:
     tokenizer = build_tiny_tokenizer()
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)
-        text_encoder = UMT5EncoderModel(
-            UMT5Config(
-                vocab_size=len(tokenizer),
-                d_model=TEXT_DIM,
-                d_kv=8,
-                d_ff=64,
-                num_layers=2,
-                num_heads=4,
-                relative_attention_num_buckets=8,
-                dropout_rate=0.0,
-            )
-        ).eval()
+        text_encoder = UMT5EncoderModel(UMT5Config(**tiny_t5_config(len(tokenizer), TEXT_DIM))).eval()
         torch.manual_seed(0)
         vae = AutoencoderKLWan(
             base_dim=3,
