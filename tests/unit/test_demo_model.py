@@ -207,10 +207,10 @@ def test_the_demo_transformer_is_wan_plus_absolute_positions(tmp_path: Path) -> 
     from reelgen.demo.model import build_transformer
     from reelgen.demo.train import load_transformer_weights
 
-    demo = build_transformer(TINY)
+    demo = build_transformer(dataclasses.replace(TINY, prediction="velocity"))
     assert demo.patch_embedding.frame_embed.shape[0] == 17 and demo.patch_embedding.row_embed.shape[0] == 4
     # A plain Wan transformer's weights (what shipped before positions) load, and compute what they did.
-    config = {k: v for k, v in demo.config.items() if not k.startswith("_") and k != "position_grid"}
+    config = {k: v for k, v in demo.config.items() if not k.startswith("_") and k not in ("position_grid", "prediction")}
     torch.manual_seed(1)
     plain = WanTransformer3DModel(**config)
     plain.save_pretrained(tmp_path / "plain")
@@ -262,3 +262,29 @@ def test_a_frozen_text_encoder_keeps_its_weights_and_a_fresh_one_is_not_taken_ov
     assert not all(torch.equal(saved[k], trained[k]) for k in saved)
     with pytest.raises(ValueError, match="text_encoder must be"):
         dataclasses.replace(config, text_encoder="thawed")
+
+
+def test_sample_prediction_returns_the_velocity_to_the_predicted_clean_latent(tmp_path: Path) -> None:
+    from reelgen.demo.model import build_transformer
+    from reelgen.demo.train import load_transformer_weights
+    from reelgen.demo.transformer import DemoWanTransformer3DModel
+
+    torch.manual_seed(2)
+    velocity = build_transformer(dataclasses.replace(TINY, prediction="velocity"))
+    velocity.save_pretrained(tmp_path / "v")
+    sample = build_transformer(TINY)
+    assert sample.config["prediction"] == "sample"
+    load_transformer_weights(sample, tmp_path / "v")
+    x, t, text = torch.randn(2, 4, 17, 16, 16), torch.tensor([700.0, 250.0]), torch.randn(2, 5, 16)
+    with torch.no_grad():
+        clean = velocity(x, t, text, return_dict=False)[0]  # the same network: its output read as x0
+        v = sample(x, t, text).sample
+    sigma = (t / 1000).view(-1, 1, 1, 1, 1)
+    torch.testing.assert_close(v, (x - clean) / sigma)
+    # One Euler step to sigma 0 lands on the predicted clean latent.
+    torch.testing.assert_close(x - sigma * v, clean, rtol=1e-4, atol=1e-4)
+    # The parametrization is saved with the weights and comes back with them.
+    sample.save_pretrained(tmp_path / "s")
+    assert DemoWanTransformer3DModel.from_pretrained(tmp_path / "s").config["prediction"] == "sample"
+    with pytest.raises(ValueError, match="prediction"):
+        build_transformer(dataclasses.replace(TINY, prediction="epsilon"))

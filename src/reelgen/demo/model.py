@@ -70,6 +70,9 @@ class ModelConfig:
     head_dim: int = 32
     ffn_dim: int = 256
     layers: int = 6
+    # What the transformer's output head predicts: "sample" (the clean latent; demo.transformer explains why a
+    # model this narrow needs it) or "velocity" (Wan's own; session 1-5 weights).
+    prediction: str = "sample"
 
 
 def build_tokenizer(max_length: int = MAX_SEQUENCE_LENGTH) -> PreTrainedTokenizerFast:
@@ -140,6 +143,7 @@ def build_transformer(config: ModelConfig) -> DemoWanTransformer3DModel:
         eps=1e-6,
         rope_max_seq_len=64,
         position_grid=(frames // p_t, latent // p_h, latent // p_w),
+        prediction=config.prediction,
     )
 
 

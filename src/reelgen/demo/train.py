@@ -38,7 +38,6 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from diffusers.models.autoencoders.autoencoder_kl_wan import AutoencoderKLWan
 from diffusers.pipelines.wan.pipeline_wan import WanPipeline
 from safetensors.torch import load_file
@@ -95,6 +94,9 @@ class TrainConfig:
     # backgrounds only.
     object_weight: float = 4.0
     ema_decay: float = 0.998
+    # With "sample" prediction the velocity error is the clean-latent error over sigma; below this sigma the
+    # weight stops growing (1/sigma^2 would give the rare near-clean samples up to thousands of times the weight).
+    loss_sigma_floor: float = 0.25
     # Learning-rate multiplier for the transformer's absolute position tables (demo.transformer): they start at
     # zero in a warm-started model, and at the base rate they had grown to a norm of 0.1-0.5 after 1,000 steps,
     # next to token vectors of norm ~16, too faint to tell frames apart.
@@ -383,6 +385,12 @@ class Trainer:
             # Only meaningful with the VAE those weights were trained on: the latents must be the same.
             folder = Path(self.init_transformer)
             load_transformer_weights(pipe.transformer, folder / "transformer")
+            source = json.loads((folder / "transformer" / "config.json").read_text()).get("prediction", "velocity")
+            if source != cfg.model.prediction:
+                # The trunk's features carry over; the output head meant something else. Zero, it predicts the
+                # mean latent (sample) or no motion (velocity) and learns from there.
+                torch.nn.init.zeros_(pipe.transformer.proj_out.weight)
+                torch.nn.init.zeros_(pipe.transformer.proj_out.bias)
             if not self.fresh_text_encoder:
                 pipe.text_encoder.load_state_dict(
                     UMT5EncoderModel.from_pretrained(folder / "text_encoder", torch_dtype=torch.float32).state_dict()
@@ -453,10 +461,13 @@ class Trainer:
         xt = (1 - s) * x0 + s * noise
         embeds = encode_prompts(pipe, prompts)
         pred = pipe.transformer(xt, sigma * 1000, embeds, return_dict=False)[0]
+        error = (pred - (noise - x0)).square()
+        if cfg.model.prediction == "sample":
+            error = error * (sigma / cfg.loss_sigma_floor).clamp(max=1.0).square().view(-1, 1, 1, 1, 1)
         if masks is None or cfg.object_weight == 0:
-            return F.mse_loss(pred, noise - x0)
+            return error.mean()
         weight = 1.0 + cfg.object_weight * masks[torch.from_numpy(idx)].float()
-        return (weight * (pred - (noise - x0)).square()).sum() / (weight.sum() * x0.shape[1])
+        return (weight * error).sum() / (weight.sum() * x0.shape[1])
 
     def _checkpoint(
         self, step: int, modules: torch.nn.Module, ema: torch.nn.Module, opt: torch.optim.Optimizer
