@@ -210,7 +210,9 @@ def test_the_demo_transformer_is_wan_plus_absolute_positions(tmp_path: Path) -> 
     demo = build_transformer(dataclasses.replace(TINY, prediction="velocity"))
     assert demo.patch_embedding.frame_embed.shape[0] == 17 and demo.patch_embedding.row_embed.shape[0] == 4
     # A plain Wan transformer's weights (what shipped before positions) load, and compute what they did.
-    config = {k: v for k, v in demo.config.items() if not k.startswith("_") and k not in ("position_grid", "prediction")}
+    config = {
+        k: v for k, v in demo.config.items() if not k.startswith("_") and k not in ("position_grid", "prediction")
+    }
     torch.manual_seed(1)
     plain = WanTransformer3DModel(**config)
     plain.save_pretrained(tmp_path / "plain")

@@ -18,7 +18,6 @@ through ``model_index.json`` (``["reelgen.demo.transformer", "DemoWanTransformer
 from __future__ import annotations
 
 import math
-
 from typing import Any
 
 import torch

@@ -36,7 +36,7 @@ from reelgen.engines.diffusers_engine import (
     to_uint8_frames,
 )
 from reelgen.engines.memory import ActivationProfile
-from reelgen.engines.previews import fit_rgb_projection, project_to_rgb
+from reelgen.engines.previews import fit_rgb_projection, middle_frame_preview
 from reelgen.engines.weights import require_weights
 
 # CogVideoX was trained with 226-token T5 prompts (the pipeline's default).
@@ -152,16 +152,7 @@ class CogVideoXEngine(DiffusersEngine[CogVideoXPipeline]):
     # -- previews and decoding ---------------------------------------------------------------------------
 
     def _preview(self, latents: torch.Tensor) -> Preview:
-        """A lazy preview of the middle frame through a linear latent->RGB map, no VAE; one latent frame is
-        copied now, the sink calls `render` when it wants a picture."""
-        projection = self._preview_projection
-        assert projection is not None
-        middle = latents[0, latents.shape[1] // 2].detach().clone()
-
-        def render() -> np.ndarray:
-            return project_to_rgb(middle, projection, max_upscale=8)
-
-        return render
+        return middle_frame_preview(latents, self._preview_projection, max_upscale=8, time_axis=1)
 
     @torch.no_grad()
     def _decode(self, latents: torch.Tensor, generation: int) -> np.ndarray:

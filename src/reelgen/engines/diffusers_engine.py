@@ -47,6 +47,7 @@ from reelgen.engines.memory import (
     with_vae_tiles,
 )
 from reelgen.engines.presets import denoisers, speed_preset
+from reelgen.engines.previews import Preview
 
 FRAMES_PER_CHUNK = 16
 
@@ -57,7 +58,6 @@ DTYPE_KWARG = "dtype" if hasattr(deprecation_utils, "_resolve_dtype") else "torc
 PipeT = TypeVar("PipeT")
 # The pipeline's callback_on_step_end: (pipeline, step index, timestep, requested tensors) -> tensor overrides.
 StepCallback = Callable[[Any, int, Any, dict[str, torch.Tensor]], dict]
-Preview = Callable[[], np.ndarray]
 
 
 def default_device() -> str:

@@ -37,7 +37,7 @@ from reelgen.engines.diffusers_engine import (
     to_uint8_frames,
 )
 from reelgen.engines.memory import ActivationProfile
-from reelgen.engines.previews import fit_rgb_projection, project_to_rgb
+from reelgen.engines.previews import fit_rgb_projection, middle_frame_preview
 from reelgen.engines.weights import require_weights
 
 # HunyuanVideo's Llama prompts: 256 tokens after the template (the pipeline's default).
@@ -156,18 +156,6 @@ class HunyuanEngine(DiffusersEngine[HunyuanVideoPipeline]):
     def _decode(self, latents: torch.Tensor, generation: int) -> np.ndarray:
         self._check_current(generation)
         return decode_scaled(self.pipe.vae, latents)
-
-
-def middle_frame_preview(latents: torch.Tensor, projection: torch.Tensor | None, upscale: int) -> Preview:
-    """A lazy preview of the middle frame through a linear latent->RGB map, no VAE; one latent frame is copied
-    now, the sink calls `render` when it wants a picture."""
-    assert projection is not None
-    middle = latents[0, :, latents.shape[2] // 2].detach().clone()
-
-    def render() -> np.ndarray:
-        return project_to_rgb(middle, projection, max_upscale=upscale)
-
-    return render
 
 
 @torch.no_grad()

@@ -47,8 +47,9 @@ from reelgen.engines.diffusers_engine import (
     default_device,
     resolve_dtype,
 )
-from reelgen.engines.hunyuan import decode_scaled, fit_scaled_preview_projection, middle_frame_preview
+from reelgen.engines.hunyuan import decode_scaled, fit_scaled_preview_projection
 from reelgen.engines.memory import ActivationProfile
+from reelgen.engines.previews import middle_frame_preview
 from reelgen.engines.weights import require_weights
 
 

@@ -43,7 +43,7 @@ from reelgen.engines.diffusers_engine import (
     to_uint8_frames,
 )
 from reelgen.engines.memory import ActivationProfile
-from reelgen.engines.previews import fit_rgb_projection, project_to_rgb
+from reelgen.engines.previews import Preview, fit_rgb_projection, middle_frame_preview
 from reelgen.engines.weights import require_weights
 
 # LTX 0.9.7's two-pass recipe: the upsampled latents are re-noised this far and denoised again.
@@ -307,21 +307,15 @@ class LTXEngine(DiffusersEngine[LTXPipeline]):
 
     # -- previews ----------------------------------------------------------------------------------------
 
-    def _preview(self, packed: torch.Tensor, latent_shape: tuple[int, int, int]) -> Callable[[], np.ndarray]:
-        """A lazy preview of the middle frame through a linear latent->RGB map, no VAE. Only one latent frame
-        is copied now; the sink calls `render` when it wants a picture."""
-        pipe, projection = self._pipe, self._preview_projection
-        assert pipe is not None and projection is not None
+    def _preview(self, packed: torch.Tensor, latent_shape: tuple[int, int, int]) -> Preview:
+        """LTX's latents are packed into tokens: unpack the first video, then its middle frame."""
+        pipe = self._pipe
+        assert pipe is not None
         frames, height, width = latent_shape
         latents = pipe._unpack_latents(
             packed[:1], frames, height, width, pipe.transformer_spatial_patch_size, pipe.transformer_temporal_patch_size
         )
-        middle = latents[0, :, frames // 2].detach().clone()
-
-        def render() -> np.ndarray:
-            return project_to_rgb(middle, projection, max_upscale=8)
-
-        return render
+        return middle_frame_preview(latents, self._preview_projection, max_upscale=8)
 
     # -- decoding ----------------------------------------------------------------------------------------
 

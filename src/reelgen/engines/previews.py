@@ -3,11 +3,16 @@ time against the model's own VAE, then applied to one latent frame per step (no 
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import torch
 import torch.nn.functional as F
 
 PREVIEW_LONG_SIDE = 256
+
+# A picture made on demand: the engine offers one every step, the sink renders only the ones it shows.
+Preview = Callable[[], np.ndarray]
 
 
 @torch.no_grad()
@@ -34,3 +39,19 @@ def project_to_rgb(frame: torch.Tensor, projection: torch.Tensor, max_upscale: i
     if factor > 1:
         rgb = F.interpolate(rgb, scale_factor=factor, mode="bilinear", align_corners=False)
     return (rgb[0].clamp(0, 1) * 255).round().to(torch.uint8).permute(1, 2, 0).cpu().numpy()
+
+
+def middle_frame_preview(
+    latents: torch.Tensor, projection: torch.Tensor | None, max_upscale: int, time_axis: int = 2
+) -> Preview:
+    """A lazy preview of the first video's middle frame through the fitted map, no VAE. Only that latent frame
+    is copied now (so offering a preview every step is free); the sink calls the result when it wants a picture.
+    ``time_axis``: where frames are in ``latents`` (2 for (B, C, F, H, W), 1 for CogVideoX's (B, F, C, H, W))."""
+    assert projection is not None
+    first = latents[0]
+    middle = first.select(time_axis - 1, first.shape[time_axis - 1] // 2).detach().clone()
+
+    def render() -> np.ndarray:
+        return project_to_rgb(middle, projection, max_upscale=max_upscale)
+
+    return render

@@ -45,7 +45,7 @@ from reelgen.engines.diffusers_engine import (
     to_uint8_frames,
 )
 from reelgen.engines.memory import ActivationProfile
-from reelgen.engines.previews import fit_rgb_projection, project_to_rgb
+from reelgen.engines.previews import Preview, fit_rgb_projection, middle_frame_preview
 from reelgen.engines.weights import require_weights
 from reelgen.media.resize import upscale_frames
 
@@ -251,17 +251,8 @@ class WanEngine(DiffusersEngine[AnyWanPipeline]):
 
     # -- previews ----------------------------------------------------------------------------------------
 
-    def _preview(self, latents: torch.Tensor) -> Callable[[], np.ndarray]:
-        """A lazy preview of the middle frame: a linear latent->RGB map, no VAE. The sink decides whether
-        to call it; the copy is one latent frame, so offering it every step is free."""
-        projection = self._preview_projection
-        assert projection is not None
-        middle = latents[0, :, latents.shape[2] // 2].detach().clone()
-
-        def render() -> np.ndarray:
-            return project_to_rgb(middle, projection, max_upscale=4)
-
-        return render
+    def _preview(self, latents: torch.Tensor) -> Preview:
+        return middle_frame_preview(latents, self._preview_projection, max_upscale=4)
 
     # -- decoding ----------------------------------------------------------------------------------------
 
