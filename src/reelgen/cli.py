@@ -37,6 +37,11 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("worker", help="run a worker on REELGEN_DATABASE_URL / REELGEN_STORAGE_URL")
     p.add_argument("--models", help="comma-separated model ids this worker accepts (default: all)")
     p.add_argument("--threads", type=int, default=1, help="worker threads in this process")
+    p.add_argument(
+        "--context-parallel",
+        choices=("ulysses", "ring"),
+        help="split each video across the GPUs of a torchrun job (torchrun --nproc-per-node N -m reelgen worker ...)",
+    )
 
     sub.add_parser("models", help="list models and whether each can run here")
 
@@ -207,6 +212,11 @@ def cmd_worker(args: argparse.Namespace) -> int:
         settings = settings.model_copy(update={"worker_models": args.models})
     stop = threading.Event()
     _stop_on_signals(stop)
+    if args.context_parallel:
+        from reelgen.runtime import run_context_parallel_worker
+
+        run_context_parallel_worker(settings, args.context_parallel, stop)
+        return 0
     store, artifacts = open_job_store_from(settings), open_artifacts_from(settings)
     threads = []
     for i in range(max(args.threads, 1)):

@@ -13,11 +13,11 @@ Stages, each resumable from the run folder (``--resume``):
 3. **Transformer + text encoder** (``state.pt``): rectified flow matching as Wan trains it: ``x_t = (1 - s) x0 +
    s eps``, the transformer returns the velocity ``eps - x0`` at timestep ``1000 s``, with ``s`` drawn uniformly and
    shifted by the scheduler's shift (3). With ``ModelConfig.prediction == "sample"`` its network predicts ``x0``
-   and returns ``(x_t - x0) / s`` (demo.transformer), and the error is weighted by ``min(1, s / 0.25)^2`` so that it
-   is the clean-latent error, except near-clean samples that would otherwise dominate. A fresh random caption per sample and step (templates and synonyms), replaced by
-   the empty prompt 10% of the time so classifier-free guidance works. The squared error counts ``1 +
-   object_weight`` on latent positions the object covers (re-rendered masks, grown by one latent pixel), 1
-   elsewhere. An EMA of the weights is what gets exported.
+   and returns ``(x_t - x0) / s`` (demo.transformer), and the error is weighted by ``min(1, s / 0.25)^2``: the
+   clean-latent error, except that near-clean samples do not dominate. A fresh random caption per sample and step
+   (templates and synonyms), replaced by the empty prompt 10% of the time so classifier-free guidance works. The
+   squared error counts ``1 + object_weight`` on latent positions the object covers (re-rendered masks, grown by
+   one latent pixel), 1 elsewhere. An EMA of the weights is what gets exported.
 
 Every batch is a pure function of (seed, step), so a resumed run sees exactly the batches an uninterrupted
 one would. Checkpoints hold the step counter, weights, EMA and optimizer; each checkpoint also exports the EMA

@@ -46,6 +46,7 @@ from reelgen.engines.memory import (
     set_vae_tiling,
     with_vae_tiles,
 )
+from reelgen.engines.parallel import ContextParallel, enable_context_parallel
 from reelgen.engines.presets import denoisers, speed_preset
 from reelgen.engines.previews import Preview
 
@@ -129,6 +130,8 @@ class DiffusersEngine(Engine, Generic[PipeT]):
         # enable_tiling() keyword arguments (tile sizes); tests set small tiles for tiny VAEs.
         self.vae_tile_options: dict[str, Any] = {}
         self.memory_plan: MemoryPlan | None = None
+        # One video across the GPUs of a torchrun job (engines/parallel.py; `reelgen worker --context-parallel`).
+        self.context_parallel: ContextParallel | None = None
         self._placement: MemoryMode = "none"
         self._footprint: Footprint | None = None
         self._free_at_load: int | None = None
@@ -200,6 +203,14 @@ class DiffusersEngine(Engine, Generic[PipeT]):
                 self._preview_projection = self._fit_preview(pipe)
                 pipe.vae.to("cpu")
             apply_placement(pipe, self._placement, self.device)
+            if self.context_parallel is not None:
+                if self._placement != "none":
+                    raise ValueError(
+                        f"context parallel keeps the whole of {self.spec.id} on every GPU, and here it would need "
+                        f"{self._placement} offloading; use GPUs with more memory or a worker without "
+                        "--context-parallel"
+                    )
+                enable_context_parallel(pipe, self.context_parallel)
             if self.compile_blocks:
                 compile_repeated_blocks(pipe, **self.compile_options)
             if self._placement == "none":

@@ -319,49 +319,34 @@ HUNYUAN_VIDEO = ModelSpec(
 
 HUNYUAN15_FRAMES = FrameRule(multiple=4, offset=1, min_frames=5, max_frames=121)
 
-HUNYUAN15_T2V_480P = ModelSpec(
-    id="hunyuanvideo1.5-t2v-480p",
-    family="hunyuan",
-    description=(
-        "HunyuanVideo 1.5 text-to-video, 8.3B parameters, 480p at 24 fps, up to 5 s. Classifier-free guidance "
-        "(negative prompts work); renders quoted text in the prompt."
-    ),
-    sizes=_both(848, 480),
-    default_size=Size(848, 480),
-    fps=24,
-    default_seconds=5.0,
-    max_seconds=5.0,  # 121 frames
-    frame_rule=HUNYUAN15_FRAMES,
-    default_steps=50,
-    max_steps=100,
-    default_guidance=6.0,
-    inputs=TEXT,
-    needs_gpu=True,
-    owned_by="tencent",
-    footprint=HUNYUAN15_WEIGHTS,
-)
 
-HUNYUAN15_T2V_720P = ModelSpec(
-    id="hunyuanvideo1.5-t2v-720p",
-    family="hunyuan",
-    description=(
-        "HunyuanVideo 1.5 text-to-video, 8.3B parameters, 720p at 24 fps, up to 5 s. Classifier-free guidance "
-        "(negative prompts work); renders quoted text in the prompt."
-    ),
-    sizes=_both(1280, 720),
-    default_size=Size(1280, 720),
-    fps=24,
-    default_seconds=5.0,
-    max_seconds=5.0,  # 121 frames
-    frame_rule=HUNYUAN15_FRAMES,
-    default_steps=50,
-    max_steps=100,
-    default_guidance=6.0,
-    inputs=TEXT,
-    needs_gpu=True,
-    owned_by="tencent",
-    footprint=HUNYUAN15_WEIGHTS,
-)
+def _hunyuan15_t2v(resolution: str, width: int, height: int) -> ModelSpec:
+    """The two HunyuanVideo 1.5 text-to-video checkpoints differ only in their resolution."""
+    return ModelSpec(
+        id=f"hunyuanvideo1.5-t2v-{resolution}",
+        family="hunyuan",
+        description=(
+            f"HunyuanVideo 1.5 text-to-video, 8.3B parameters, {resolution} at 24 fps, up to 5 s. Classifier-free "
+            "guidance (negative prompts work); renders quoted text in the prompt."
+        ),
+        sizes=_both(width, height),
+        default_size=Size(width, height),
+        fps=24,
+        default_seconds=5.0,
+        max_seconds=5.0,  # 121 frames
+        frame_rule=HUNYUAN15_FRAMES,
+        default_steps=50,
+        max_steps=100,
+        default_guidance=6.0,
+        inputs=TEXT,
+        needs_gpu=True,
+        owned_by="tencent",
+        footprint=HUNYUAN15_WEIGHTS,
+    )
+
+
+HUNYUAN15_T2V_480P = _hunyuan15_t2v("480p", 848, 480)
+HUNYUAN15_T2V_720P = _hunyuan15_t2v("720p", 1280, 720)
 
 # -- CogVideoX (THUDM / Zhipu AI) ------------------------------------------------------------------------------
 
