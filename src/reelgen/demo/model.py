@@ -73,6 +73,8 @@ class ModelConfig:
     # What the transformer's output head predicts: "sample" (the clean latent; demo.transformer explains why a
     # model this narrow needs it) or "velocity" (Wan's own; session 1-5 weights).
     prediction: str = "sample"
+    # The prompt's mean token embedding also modulates every block (demo.transformer.PooledTextConditioning).
+    pooled_text: bool = True
 
 
 def build_tokenizer(max_length: int = MAX_SEQUENCE_LENGTH) -> PreTrainedTokenizerFast:
@@ -144,6 +146,7 @@ def build_transformer(config: ModelConfig) -> DemoWanTransformer3DModel:
         rope_max_seq_len=64,
         position_grid=(frames // p_t, latent // p_h, latent // p_w),
         prediction=config.prediction,
+        pooled_text=config.pooled_text,
     )
 
 

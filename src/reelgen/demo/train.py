@@ -128,13 +128,20 @@ class TrainConfig:
 
 def load_transformer_weights(transformer: torch.nn.Module, folder: Path) -> None:
     """Load an exported transformer's safetensors into ``transformer``. Weights from before the demo transformer
-    had absolute positions (a plain ``WanTransformer3DModel``) load too: their position tables keep whatever
-    ``transformer`` had (the trainer's sinusoidal start). Any other mismatch is an error."""
+    had absolute positions (a plain ``WanTransformer3DModel``) or pooled text load too: their position tables
+    keep whatever ``transformer`` had (the trainer's sinusoidal start), the pooled-text projection its zeros.
+    Any other mismatch is an error."""
     state: dict[str, torch.Tensor] = {}
     for file in sorted(folder.glob("*.safetensors")):
         state.update(load_file(file))
     missing, unexpected = transformer.load_state_dict(state, strict=False)
-    allowed = {"patch_embedding.frame_embed", "patch_embedding.row_embed", "patch_embedding.col_embed"}
+    allowed = {
+        "patch_embedding.frame_embed",
+        "patch_embedding.row_embed",
+        "patch_embedding.col_embed",
+        "condition_embedder.pooled_embedder.weight",
+        "condition_embedder.pooled_embedder.bias",
+    }
     if unexpected or set(missing) - allowed:
         raise ValueError(f"{folder}: weights do not fit the demo transformer (missing {missing}, extra {unexpected})")
 

@@ -24,7 +24,7 @@ import torch
 from diffusers.configuration_utils import register_to_config
 from diffusers.models.modeling_outputs import Transformer2DModelOutput
 from diffusers.models.modeling_utils import ModelMixin
-from diffusers.models.transformers.transformer_wan import WanTransformer3DModel
+from diffusers.models.transformers.transformer_wan import WanTimeTextImageEmbedding, WanTransformer3DModel
 from torch import nn
 
 __all__ = ["DemoWanTransformer3DModel", "ModelMixin", "PositionedPatchEmbedding"]  # ModelMixin: see below
@@ -84,6 +84,43 @@ class PositionedPatchEmbedding(nn.Conv3d):
         return out + pos.to(out.dtype)
 
 
+class PooledTextConditioning(WanTimeTextImageEmbedding):
+    """Wan's time/text embedder plus the prompt's mean token embedding added to the time embedding, which
+    modulates every token of every block (shift, scale, gate) and the output.
+
+    Wan reads the prompt only through cross-attention, where each token's query decides which words it hears.
+    At high noise a token's query is mostly its patch of noise, so what one word says reaches it diluted among
+    twenty and changed from token to token. Measured on session 5-6 weights at sigma 1, the predicted clean
+    clip for "moves to the right" and "moves to the left" was the same centred blob in every frame, though the
+    data's mean paths run from x 0.36 to 0.68 and back (the model drew the path only once the noise showed it).
+    Through the modulation the words scale and shift each token's features, frame and position included, which
+    is the product "where am I" x "which way" a path needs. Zero-initialised: weights trained without it load
+    and compute exactly what they did."""
+
+    def __init__(self, dim: int, time_freq_dim: int, time_proj_dim: int, text_embed_dim: int) -> None:
+        super().__init__(dim, time_freq_dim, time_proj_dim, text_embed_dim)
+        self.pooled_embedder = nn.Linear(text_embed_dim, dim)
+        nn.init.zeros_(self.pooled_embedder.weight)
+        nn.init.zeros_(self.pooled_embedder.bias)
+
+    def forward(
+        self,
+        timestep: torch.Tensor,
+        encoder_hidden_states: torch.Tensor,
+        encoder_hidden_states_image: torch.Tensor | None = None,
+        timestep_seq_len: int | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        temb, _, text, image = super().forward(
+            timestep, encoder_hidden_states, encoder_hidden_states_image, timestep_seq_len
+        )
+        # WanPipeline zero-fills the positions past the prompt: average over the prompt's own tokens.
+        present = (encoder_hidden_states.abs().sum(dim=-1, keepdim=True) > 0).to(encoder_hidden_states.dtype)
+        pooled = (encoder_hidden_states * present).sum(dim=1) / present.sum(dim=1).clamp_min(1.0)
+        added = self.pooled_embedder(pooled).type_as(temb)
+        temb = temb + (added if temb.ndim == 2 else added[:, None])
+        return temb, self.time_proj(self.act_fn(temb)), text, image
+
+
 class DemoWanTransformer3DModel(WanTransformer3DModel):
     """``WanTransformer3DModel`` whose patch embedding adds a learned absolute position (``position_grid``:
     the largest token grid, frames x rows x cols, it has positions for).
@@ -118,6 +155,7 @@ class DemoWanTransformer3DModel(WanTransformer3DModel):
         pos_embed_seq_len: int | None = None,
         position_grid: tuple[int, int, int] = (17, 4, 4),
         prediction: str = "velocity",
+        pooled_text: bool = False,
     ) -> None:
         if prediction not in PREDICTIONS:
             raise ValueError(f"prediction must be one of {PREDICTIONS}, not {prediction!r}")
@@ -144,6 +182,9 @@ class DemoWanTransformer3DModel(WanTransformer3DModel):
         self.patch_embedding = PositionedPatchEmbedding(
             in_channels, num_attention_heads * attention_head_dim, (p_t, p_h, p_w), grid
         )
+        if pooled_text:
+            inner = num_attention_heads * attention_head_dim
+            self.condition_embedder = PooledTextConditioning(inner, freq_dim, inner * 6, text_dim)
 
     def forward(
         self,
