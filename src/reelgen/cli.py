@@ -106,6 +106,11 @@ def main(argv: list[str] | None = None) -> int:
         choices=("joint", "frozen"),
         help="train the text encoder with the transformer (joint, the default) or keep it as it starts (new runs only)",
     )
+    p.add_argument(
+        "--canonical-captions",
+        type=float,
+        help="share of training captions in the canonical wording, 0-1 (new runs only; default 0)",
+    )
 
     p = sub.add_parser("eval-demo", help="score reelgen-demo on held-out captions with the demo checker")
     p.add_argument("--n", type=int, default=100, help="number of held-out clips")
@@ -295,6 +300,7 @@ def cmd_train_demo(args: argparse.Namespace) -> int:
         cache_size=args.cache_size or defaults.cache_size,
         batch=args.batch or defaults.batch,
         text_encoder=args.text_encoder or defaults.text_encoder,
+        canonical_captions=defaults.canonical_captions if args.canonical_captions is None else args.canonical_captions,
     )
     try:
         trainer = Trainer(

@@ -207,13 +207,15 @@ def test_the_demo_transformer_is_wan_plus_absolute_positions(tmp_path: Path) -> 
     from reelgen.demo.model import build_transformer
     from reelgen.demo.train import load_transformer_weights
 
-    demo = build_transformer(dataclasses.replace(TINY, prediction="velocity", pooled_text=False))
+    demo = build_transformer(
+        dataclasses.replace(TINY, prediction="velocity", pooled_text=False, position_modulation=False)
+    )
     assert demo.patch_embedding.frame_embed.shape[0] == 17 and demo.patch_embedding.row_embed.shape[0] == 4
     # A plain Wan transformer's weights (what shipped before positions) load, and compute what they did.
     config = {
         k: v
         for k, v in demo.config.items()
-        if not k.startswith("_") and k not in ("position_grid", "prediction", "pooled_text")
+        if not k.startswith("_") and k not in ("position_grid", "prediction", "pooled_text", "position_modulation")
     }
     torch.manual_seed(1)
     plain = WanTransformer3DModel(**config)
@@ -299,17 +301,33 @@ def test_pooled_text_starts_silent_and_then_modulates_every_token(tmp_path: Path
     from reelgen.demo.train import load_transformer_weights
 
     torch.manual_seed(3)
-    without = build_transformer(dataclasses.replace(TINY, pooled_text=False))
+    without = build_transformer(dataclasses.replace(TINY, pooled_text=False, position_modulation=False))
     without.save_pretrained(tmp_path / "without")
     pooled = build_transformer(TINY)
     load_transformer_weights(pooled, tmp_path / "without")  # older weights load: the projection stays zero
     x, t = torch.randn(1, 4, 17, 16, 16), torch.tensor([900.0])
     text = torch.cat([torch.randn(1, 3, 16), torch.zeros(1, 2, 16)], dim=1)  # a 3-token prompt, zero-padded
     with torch.no_grad():
-        assert torch.equal(without(x, t, text, return_dict=False)[0], pooled(x, t, text, return_dict=False)[0])
+        torch.testing.assert_close(pooled(x, t, text, return_dict=False)[0], without(x, t, text, return_dict=False)[0])
         pooled.condition_embedder.pooled_embedder.weight.normal_()
         moved = pooled(x, t, text, return_dict=False)[0]
         assert not torch.allclose(moved, without(x, t, text, return_dict=False)[0])
         # Padding is not part of the prompt: more zero positions change nothing.
         longer = torch.cat([text, torch.zeros(1, 4, 16)], dim=1)
         torch.testing.assert_close(pooled.condition_embedder(t, longer)[0], pooled.condition_embedder(t, text)[0])
+
+
+def test_position_modulation_tells_every_token_where_it_is_whatever_its_noise() -> None:
+    from reelgen.demo.model import build_transformer
+
+    torch.manual_seed(4)
+    model = build_transformer(TINY)
+    text = torch.randn(1, 3, 16)
+    flat = torch.randn(1, 4, 1, 1, 1).expand(1, 4, 17, 16, 16).contiguous()
+    with torch.no_grad():
+        model.patch_embedding.frame_embed.zero_()  # no position in the tokens themselves
+        out = model(flat, torch.tensor([1000.0]), text, return_dict=False)[0]
+        assert torch.allclose(out[:, :, 0], out[:, :, 16], atol=1e-5)  # zero-initialised: frames alike
+        model.condition_embedder.frame_embed.normal_()
+        out = model(flat, torch.tensor([1000.0]), text, return_dict=False)[0]
+    assert not torch.allclose(out[:, :, 0], out[:, :, 16], atol=1e-3)

@@ -73,8 +73,10 @@ class ModelConfig:
     # What the transformer's output head predicts: "sample" (the clean latent; demo.transformer explains why a
     # model this narrow needs it) or "velocity" (Wan's own; session 1-5 weights).
     prediction: str = "sample"
-    # The prompt's mean token embedding also modulates every block (demo.transformer.PooledTextConditioning).
+    # The prompt's mean token embedding, and a vector per token position, also modulate every block
+    # (demo.transformer.DemoConditioning).
     pooled_text: bool = True
+    position_modulation: bool = True
 
 
 def build_tokenizer(max_length: int = MAX_SEQUENCE_LENGTH) -> PreTrainedTokenizerFast:
@@ -147,6 +149,7 @@ def build_transformer(config: ModelConfig) -> DemoWanTransformer3DModel:
         position_grid=(frames // p_t, latent // p_h, latent // p_w),
         prediction=config.prediction,
         pooled_text=config.pooled_text,
+        position_modulation=config.position_modulation,
     )
 
 

@@ -91,6 +91,12 @@ class TrainConfig:
     lr: float = 1e-3
     warmup: int = 200
     caption_dropout: float = 0.1
+    # Share of captions in the canonical wording ("a red circle moves to the left on a black background"); the
+    # rest are random templates and synonyms. With a frozen random text encoder every synonym is a separate
+    # vector and "left"/"right" also occur in diagonal and bouncing captions: measured at sigma 1 on 684 left/right
+    # clips, 300 steps on random captions did not separate the two paths at all, while canonical captions did
+    # within 150 (and within 50 on one colour and background).
+    canonical_captions: float = 0.0
     # Extra flow-matching loss weight on latent positions the object covers (and their neighbours): the object
     # is 2-3% of the latent grid, and unweighted the transformer spent its first thousands of steps on
     # backgrounds only.
@@ -118,6 +124,8 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if self.text_encoder not in ("joint", "frozen"):
             raise ValueError(f"text_encoder must be 'joint' or 'frozen', not {self.text_encoder!r}")
+        if not 0.0 <= self.canonical_captions <= 1.0 - self.caption_dropout:
+            raise ValueError(f"canonical_captions must be between 0 and {1.0 - self.caption_dropout:g}")
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -141,6 +149,9 @@ def load_transformer_weights(transformer: torch.nn.Module, folder: Path) -> None
         "patch_embedding.col_embed",
         "condition_embedder.pooled_embedder.weight",
         "condition_embedder.pooled_embedder.bias",
+        "condition_embedder.frame_embed",
+        "condition_embedder.row_embed",
+        "condition_embedder.col_embed",
     }
     if unexpected or set(missing) - allowed:
         raise ValueError(f"{folder}: weights do not fit the demo transformer (missing {missing}, extra {unexpected})")
@@ -461,7 +472,7 @@ class Trainer:
         cfg, pipe = self.config, self.pipe
         rng, gen = _rng(cfg.seed, 3, step), _torch_gen(cfg.seed, 3, step)
         idx = rng.integers(len(specs), size=cfg.batch)
-        prompts = ["" if rng.random() < cfg.caption_dropout else caption(specs[i], rng) for i in idx]
+        prompts = [self._training_caption(specs[i], rng) for i in idx]
         x0 = x0_all[torch.from_numpy(idx)]
         u = torch.rand(cfg.batch, generator=gen)
         sigma = FLOW_SHIFT * u / (1 + (FLOW_SHIFT - 1) * u)
@@ -477,6 +488,15 @@ class Trainer:
             return error.mean()
         weight = 1.0 + cfg.object_weight * masks[torch.from_numpy(idx)].float()
         return (weight * error).sum() / (weight.sum() * x0.shape[1])
+
+    def _training_caption(self, spec: SceneSpec, rng: np.random.Generator) -> str:
+        """The empty prompt (caption_dropout), the canonical caption (canonical_captions), or a random one."""
+        draw = rng.random()
+        if draw < self.config.caption_dropout:
+            return ""
+        if draw < self.config.caption_dropout + self.config.canonical_captions:
+            return caption(spec)
+        return caption(spec, rng)
 
     def _checkpoint(
         self, step: int, modules: torch.nn.Module, ema: torch.nn.Module, opt: torch.optim.Optimizer

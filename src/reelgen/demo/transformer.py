@@ -84,24 +84,46 @@ class PositionedPatchEmbedding(nn.Conv3d):
         return out + pos.to(out.dtype)
 
 
-class PooledTextConditioning(WanTimeTextImageEmbedding):
-    """Wan's time/text embedder plus the prompt's mean token embedding added to the time embedding, which
-    modulates every token of every block (shift, scale, gate) and the output.
+class DemoConditioning(WanTimeTextImageEmbedding):
+    """Wan's time/text embedder with two additions to the time embedding, which sets every block's shift,
+    scale and gate and the output's (both zero-initialised: weights trained without them load and compute
+    exactly what they did):
 
-    Wan reads the prompt only through cross-attention, where each token's query decides which words it hears.
-    At high noise a token's query is mostly its patch of noise, so what one word says reaches it diluted among
-    twenty and changed from token to token. Measured on session 5-6 weights at sigma 1, the predicted clean
-    clip for "moves to the right" and "moves to the left" was the same centred blob in every frame, though the
-    data's mean paths run from x 0.36 to 0.68 and back (the model drew the path only once the noise showed it).
-    Through the modulation the words scale and shift each token's features, frame and position included, which
-    is the product "where am I" x "which way" a path needs. Zero-initialised: weights trained without it load
-    and compute exactly what they did."""
+    - ``pooled_text``: the prompt's mean token embedding. Wan reads the prompt only through cross-attention,
+      where each token's query, at high noise mostly its patch of noise, decides which words it hears.
+    - ``grid`` (frames, rows, cols): a learned vector per token position, so the modulation is per token (Wan
+      2.2 TI2V's per-token path). In the patch embedding (``PositionedPatchEmbedding``) a position is added to
+      the token's patch of noise, which at sigma 1 is three times its norm: no token can read where it is.
+      Here the position arrives noise-free, next to the words, in every block.
 
-    def __init__(self, dim: int, time_freq_dim: int, time_proj_dim: int, text_embed_dim: int) -> None:
+    Measured on session 5-6 weights at sigma 1 (only the words to go on), the predicted clean clip for "moves
+    to the right" and "moves to the left" was the same centred blob in every frame, though the data's mean
+    paths run from x 0.36 to 0.68 and back; 300 steps trained on nothing but that case at sigma 1 barely moved
+    it. What a path needs is the product "which way" x "which frame, where", and the modulation computes it
+    from the two side by side."""
+
+    def __init__(
+        self,
+        dim: int,
+        time_freq_dim: int,
+        time_proj_dim: int,
+        text_embed_dim: int,
+        *,
+        pooled_text: bool,
+        grid: tuple[int, int, int] | None,
+    ) -> None:
         super().__init__(dim, time_freq_dim, time_proj_dim, text_embed_dim)
-        self.pooled_embedder = nn.Linear(text_embed_dim, dim)
-        nn.init.zeros_(self.pooled_embedder.weight)
-        nn.init.zeros_(self.pooled_embedder.bias)
+        self.pooled_embedder = nn.Linear(text_embed_dim, dim) if pooled_text else None
+        if self.pooled_embedder is not None:
+            nn.init.zeros_(self.pooled_embedder.weight)
+            nn.init.zeros_(self.pooled_embedder.bias)
+        self.grid = grid
+        if grid is not None:
+            self.frame_embed = nn.Parameter(torch.zeros(grid[0], dim))
+            self.row_embed = nn.Parameter(torch.zeros(grid[1], dim))
+            self.col_embed = nn.Parameter(torch.zeros(grid[2], dim))
+        # The token grid of the current call (frames, rows, cols), set by the transformer before each forward.
+        self.tokens: tuple[int, int, int] | None = None
 
     def forward(
         self,
@@ -113,11 +135,19 @@ class PooledTextConditioning(WanTimeTextImageEmbedding):
         temb, _, text, image = super().forward(
             timestep, encoder_hidden_states, encoder_hidden_states_image, timestep_seq_len
         )
-        # WanPipeline zero-fills the positions past the prompt: average over the prompt's own tokens.
-        present = (encoder_hidden_states.abs().sum(dim=-1, keepdim=True) > 0).to(encoder_hidden_states.dtype)
-        pooled = (encoder_hidden_states * present).sum(dim=1) / present.sum(dim=1).clamp_min(1.0)
-        added = self.pooled_embedder(pooled).type_as(temb)
-        temb = temb + (added if temb.ndim == 2 else added[:, None])
+        if self.pooled_embedder is not None:
+            # WanPipeline zero-fills the positions past the prompt: average over the prompt's own tokens.
+            present = (encoder_hidden_states.abs().sum(dim=-1, keepdim=True) > 0).to(encoder_hidden_states.dtype)
+            pooled = (encoder_hidden_states * present).sum(dim=1) / present.sum(dim=1).clamp_min(1.0)
+            added = self.pooled_embedder(pooled).type_as(temb)
+            temb = temb + (added if temb.ndim == 2 else added[:, None])
+        if self.grid is not None and temb.ndim == 3:
+            assert self.tokens is not None
+            t, h, w = self.tokens
+            pos = (
+                self.frame_embed[:t, None, None] + self.row_embed[None, :h, None] + self.col_embed[None, None, :w]
+            ).reshape(1, t * h * w, -1)
+            temb = temb + pos.type_as(temb)
         return temb, self.time_proj(self.act_fn(temb)), text, image
 
 
@@ -156,6 +186,7 @@ class DemoWanTransformer3DModel(WanTransformer3DModel):
         position_grid: tuple[int, int, int] = (17, 4, 4),
         prediction: str = "velocity",
         pooled_text: bool = False,
+        position_modulation: bool = False,
     ) -> None:
         if prediction not in PREDICTIONS:
             raise ValueError(f"prediction must be one of {PREDICTIONS}, not {prediction!r}")
@@ -182,9 +213,16 @@ class DemoWanTransformer3DModel(WanTransformer3DModel):
         self.patch_embedding = PositionedPatchEmbedding(
             in_channels, num_attention_heads * attention_head_dim, (p_t, p_h, p_w), grid
         )
-        if pooled_text:
+        if pooled_text or position_modulation:
             inner = num_attention_heads * attention_head_dim
-            self.condition_embedder = PooledTextConditioning(inner, freq_dim, inner * 6, text_dim)
+            self.condition_embedder = DemoConditioning(
+                inner,
+                freq_dim,
+                inner * 6,
+                text_dim,
+                pooled_text=pooled_text,
+                grid=grid if position_modulation else None,
+            )
 
     def forward(
         self,
@@ -195,9 +233,20 @@ class DemoWanTransformer3DModel(WanTransformer3DModel):
         return_dict: bool = True,
         attention_kwargs: dict[str, Any] | None = None,
     ) -> Any:
+        embedder = self.condition_embedder
+        if isinstance(embedder, DemoConditioning) and embedder.grid is not None and timestep.ndim == 1:
+            # One noise level for every token, passed per token so the modulation can differ by position.
+            p_t, p_h, p_w = self.config["patch_size"]
+            _, _, frames, height, width = hidden_states.shape
+            embedder.tokens = (frames // p_t, height // p_h, width // p_w)
+            if any(n > g for n, g in zip(embedder.tokens, embedder.grid, strict=True)):
+                raise ValueError(f"a {embedder.tokens} token grid is larger than the positions this model learned")
+            per_token = timestep[:, None].expand(-1, math.prod(embedder.tokens))
+        else:
+            per_token = timestep
         out = super().forward(
             hidden_states,
-            timestep,
+            per_token,
             encoder_hidden_states,
             encoder_hidden_states_image=encoder_hidden_states_image,
             return_dict=False,
