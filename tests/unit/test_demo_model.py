@@ -331,3 +331,20 @@ def test_position_modulation_tells_every_token_where_it_is_whatever_its_noise() 
         model.condition_embedder.frame_embed.normal_()
         out = model(flat, torch.tensor([1000.0]), text, return_dict=False)[0]
     assert not torch.allclose(out[:, :, 0], out[:, :, 16], atol=1e-3)
+
+
+def test_canonical_captions_replace_random_wording_in_their_share(tmp_path: Path) -> None:
+    import dataclasses as dc
+
+    from reelgen.demo.captions import caption
+    from reelgen.demo.world import sample_spec
+
+    spec = sample_spec(np.random.default_rng(0))
+    trainer = Trainer(tmp_path / "run", dc.replace(tiny_train_config(), canonical_captions=0.9))
+    rng = np.random.default_rng(1)
+    drawn = [trainer._training_caption(spec, rng) for _ in range(200)]
+    assert set(drawn) == {"", caption(spec)} and 5 < drawn.count("") < 40
+    plain = Trainer(tmp_path / "plain", tiny_train_config())
+    assert len({plain._training_caption(spec, rng) for _ in range(200)}) > 5  # the default: random wording
+    with pytest.raises(ValueError, match="canonical_captions"):
+        dc.replace(tiny_train_config(), canonical_captions=0.95)
