@@ -7,41 +7,19 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from reelgen.domain import JobStatus
-from reelgen.domain.params import validate_params
-from reelgen.engines.registry import create_engine, get_spec
+from reelgen.engines.registry import create_engine
 from reelgen.jobs import QueuePolicy, open_job_store
 from reelgen.media.probe import decode_frames
-from reelgen.settings import Settings
 from reelgen.storage.local import LocalArtifactStore
 from reelgen.worker.engine_cache import EngineCache
 from reelgen.worker.runner import Worker, WorkerConfig
-
-
-def tiny(steps: int, seed: int, size: str = "128x128"):
-    return validate_params(
-        get_spec("tiny-random-wan"),
-        Settings().limits,
-        prompt="a red fox in the snow",
-        size=size,
-        steps=steps,
-        seed=seed,
-    )
-
-
-def wait_for(predicate, timeout: float, what: str):  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if value := predicate():
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+from tests.integration.test_worker_processes import tiny, wait_for
 
 
 def single_process_frames(tmp_path: Path, params) -> np.ndarray:  # type: ignore[no-untyped-def]
