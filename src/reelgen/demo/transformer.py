@@ -73,15 +73,20 @@ class PositionedPatchEmbedding(nn.Conv3d):
     def forward(self, input: torch.Tensor) -> torch.Tensor:
         out = super().forward(input)  # (B, C, T, H, W) tokens
         t, h, w = out.shape[2:]
-        grid = (self.frame_embed.shape[0], self.row_embed.shape[0], self.col_embed.shape[0])
-        if t > grid[0] or h > grid[1] or w > grid[2]:
-            raise ValueError(f"a {t}x{h}x{w} token grid is larger than the positions this model learned, {grid}")
-        pos = (
-            self.frame_embed[:t].T[:, :, None, None]
-            + self.row_embed[:h].T[:, None, :, None]
-            + self.col_embed[:w].T[:, None, None, :]
-        )
-        return out + pos.to(out.dtype)
+        pos = grid_positions(self.frame_embed, self.row_embed, self.col_embed, (t, h, w))  # (T, H, W, C)
+        return out + pos.permute(3, 0, 1, 2).to(out.dtype)
+
+
+def grid_positions(
+    frames: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor, tokens: tuple[int, int, int]
+) -> torch.Tensor:
+    """The (t, h, w, dim) position vectors of a t x h x w token grid from one learned table per axis (each
+    position is its frame's + its row's + its column's vector). A grid larger than the tables is an error."""
+    t, h, w = tokens
+    grid = (frames.shape[0], rows.shape[0], cols.shape[0])
+    if t > grid[0] or h > grid[1] or w > grid[2]:
+        raise ValueError(f"a {t}x{h}x{w} token grid is larger than the positions this model learned, {grid}")
+    return frames[:t, None, None] + rows[None, :h, None] + cols[None, None, :w]
 
 
 class DemoConditioning(WanTimeTextImageEmbedding):
@@ -143,11 +148,8 @@ class DemoConditioning(WanTimeTextImageEmbedding):
             temb = temb + (added if temb.ndim == 2 else added[:, None])
         if self.grid is not None and temb.ndim == 3:
             assert self.tokens is not None
-            t, h, w = self.tokens
-            pos = (
-                self.frame_embed[:t, None, None] + self.row_embed[None, :h, None] + self.col_embed[None, None, :w]
-            ).reshape(1, t * h * w, -1)
-            temb = temb + pos.type_as(temb)
+            pos = grid_positions(self.frame_embed, self.row_embed, self.col_embed, self.tokens)
+            temb = temb + pos.reshape(1, math.prod(self.tokens), -1).type_as(temb)
         return temb, self.time_proj(self.act_fn(temb)), text, image
 
 
@@ -239,8 +241,6 @@ class DemoWanTransformer3DModel(WanTransformer3DModel):
             p_t, p_h, p_w = self.config["patch_size"]
             _, _, frames, height, width = hidden_states.shape
             embedder.tokens = (frames // p_t, height // p_h, width // p_w)
-            if any(n > g for n, g in zip(embedder.tokens, embedder.grid, strict=True)):
-                raise ValueError(f"a {embedder.tokens} token grid is larger than the positions this model learned")
             per_token = timestep[:, None].expand(-1, math.prod(embedder.tokens))
         else:
             per_token = timestep

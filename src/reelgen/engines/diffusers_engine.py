@@ -194,6 +194,11 @@ class DiffusersEngine(Engine, Generic[PipeT]):
                 streams=self.device.startswith("cuda"),
                 upscale=self.upscale,
             )
+            if self.context_parallel is not None and self._placement != "none":
+                raise ValueError(
+                    f"context parallel keeps the whole of {self.spec.id} on every GPU, and here it would need "
+                    f"{self._placement} offloading; use GPUs with more memory or a worker without --context-parallel"
+                )
             # The sink reports progress; diffusers' tqdm bars would only clutter worker logs.
             pipe.set_progress_bar_config(disable=True)
             if self._placement != "none":
@@ -204,12 +209,6 @@ class DiffusersEngine(Engine, Generic[PipeT]):
                 pipe.vae.to("cpu")
             apply_placement(pipe, self._placement, self.device)
             if self.context_parallel is not None:
-                if self._placement != "none":
-                    raise ValueError(
-                        f"context parallel keeps the whole of {self.spec.id} on every GPU, and here it would need "
-                        f"{self._placement} offloading; use GPUs with more memory or a worker without "
-                        "--context-parallel"
-                    )
                 enable_context_parallel(pipe, self.context_parallel)
             if self.compile_blocks:
                 compile_repeated_blocks(pipe, **self.compile_options)

@@ -91,6 +91,8 @@ class Lockstep:
 
 
 def request_message(request: StageRequest) -> tuple[dict[str, Any], bytes]:
+    if request.init_frames is not None:
+        raise ValueError("context-parallel workers run generate stages only (no init frames)")
     image = request.input_image
     lora = request.lora
     message = {
@@ -103,8 +105,6 @@ def request_message(request: StageRequest) -> tuple[dict[str, Any], bytes]:
         else {"name": lora.name, "path": str(lora.path), "scale": lora.scale, "path_2": _str(lora.path_2)},
         "image_shape": None if image is None else list(image.shape),
     }
-    if request.init_frames is not None:
-        raise ValueError("context-parallel workers run generate stages only (no init frames)")
     return message, b"" if image is None else np.ascontiguousarray(image, dtype=np.uint8).tobytes()
 
 
@@ -147,8 +147,7 @@ class LeaderSink:
         except BaseException:
             self.lockstep.any(True)
             raise
-        if self.lockstep.any(False):  # only rank 0 decides today; kept symmetric
-            raise JobCancelled("a context-parallel rank stopped")
+        self.lockstep.any(False)  # the followers' side of this step's vote (only rank 0 ever stops a run)
 
 
 class LeaderEngine(Engine):
