@@ -11,10 +11,11 @@ import numpy as np
 import pytest
 import torch
 
-from reelgen.demo.captions import VOCABULARY, tokenize
+from reelgen.demo.captions import VOCABULARY, canonical_words, caption, parse_caption
 from reelgen.demo.evaluate import generate
 from reelgen.demo.model import MAX_SEQUENCE_LENGTH, ModelConfig, build_pipeline, build_tokenizer
 from reelgen.demo.train import TrainConfig, Trainer
+from reelgen.demo.world import sample_spec
 from reelgen.engines.wan import load_wan_pipeline
 from tests.unit.engine_support import one_cpu_thread  # noqa: F401 - autouse fixture
 
@@ -54,10 +55,35 @@ def test_tokenizer_is_word_level_over_the_vocabulary() -> None:
     text = "A crimson ball rolls up-left, on the grass!"
     ids = tok(text).input_ids
     assert ids[-1] == tok.eos_token_id == 1
-    assert tok.convert_ids_to_tokens(ids[:-1]) == tokenize(text)
+    assert tok.convert_ids_to_tokens(ids[:-1]) == ["a", "red", "circle", "moves", "up", "left", "on", "the", "grass"]
+    assert tok.convert_ids_to_tokens(ids[:-1]) == canonical_words(text)
     assert tok("a purple cat").input_ids[2] == tok.unk_token_id
     padded = tok("a red star", padding="max_length", max_length=MAX_SEQUENCE_LENGTH, truncation=True)
     assert len(padded.input_ids) == MAX_SEQUENCE_LENGTH and padded.input_ids[-1] == tok.pad_token_id
+
+
+def test_tokenizer_gives_synonyms_the_canonical_ids_exactly_as_canonical_words_says() -> None:
+    tok = build_tokenizer()
+    same = ["a red circle moves left", "A crimson ball rolls leftwards.", "the red disc, sliding towards the left"]
+    assert len({tuple(tok(t).input_ids[1:-1]) for t in same[:2]}) == 1
+    assert tok.convert_ids_to_tokens(tok(same[2]).input_ids[:-1]) == ["the", "red", "circle", "moving", "left"]
+    assert tok.convert_ids_to_tokens(tok("a box rises to the upper left").input_ids[:-1]) == [
+        "a",
+        "square",
+        "moves",
+        "up",
+        "to",
+        "the",
+        "upper",
+        "left",
+    ]
+    rng = np.random.default_rng(0)
+    for _ in range(500):
+        text = caption(sample_spec(rng), rng)
+        assert tok.convert_ids_to_tokens(tok(text).input_ids[:-1]) == canonical_words(text), text
+        assert parse_caption(" ".join(canonical_words(text))) == dataclasses.replace(parse_caption(text), unknown=()), (
+            text
+        )
 
 
 def test_pipeline_saves_and_loads_offline_through_the_wan_loader(tmp_path: Path, monkeypatch) -> None:

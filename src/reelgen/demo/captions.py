@@ -334,3 +334,41 @@ def _all_caption_words() -> tuple[str, ...]:
 VOCABULARY: tuple[str, ...] = _all_caption_words()
 """Every word that can appear in a training caption, sorted; the demo text encoder's vocabulary."""
 _VOCABULARY_SET = frozenset(VOCABULARY)
+
+
+def _synonym_phrases() -> tuple[tuple[str, str], ...]:
+    pairs: dict[str, str] = {}
+    for table in (SHAPE_WORDS, COLOUR_WORDS):
+        for words in table.values():
+            pairs.update({w: words[0] for w in words[1:]})
+    pairs.update(
+        {w: small_or_large for small_or_large, words in SIZE_WORDS.items() for w in words if w != small_or_large}
+    )
+    for finite, participle in (*_MOVE_VERBS[1:], _ROLL):
+        pairs[finite], pairs[participle] = "moves", "moving"
+    for word, phrases in _DIRECTION_PHRASES.items():
+        pairs.update({p: word for p in phrases if p != word})
+    for direction, verbs in _VERTICAL_VERBS.items():
+        for finite, participle in verbs:
+            pairs[finite], pairs[participle] = f"moves {direction}", f"moving {direction}"
+    pairs["towards the upper"], pairs["towards the lower"] = "to the upper", "to the lower"
+    for phrases in _OTHER_MOTION_PHRASES.values():
+        (finite, participle), *others = phrases
+        for f, p in others:
+            pairs[f], pairs[p] = finite, participle
+    # Longest first, so "floats up" is replaced before any shorter phrase inside it could be.
+    return tuple(sorted(pairs.items(), key=lambda kv: (-len(kv[0]), kv[0])))
+
+
+SYNONYM_PHRASES: tuple[tuple[str, str], ...] = _synonym_phrases()
+"""(phrase, canonical phrase) for object and motion words: the demo tokenizer gives synonyms the canonical
+words' ids, so a small model trained on varied captions sees one spelling of each idea. Background phrases are
+left as written (the model reads them reliably)."""
+
+
+def canonical_words(text: str) -> list[str]:
+    """The words of a text after synonyms are replaced, in the order the demo tokenizer replaces them."""
+    joined = " ".join(tokenize(text))
+    for phrase, canonical in SYNONYM_PHRASES:
+        joined = re.sub(rf"\b{phrase}\b", canonical, joined)
+    return joined.split()

@@ -27,7 +27,7 @@ from tokenizers import Regex, Tokenizer, normalizers, pre_tokenizers, processors
 from tokenizers.models import WordLevel
 from transformers import PreTrainedTokenizerFast, UMT5Config, UMT5EncoderModel
 
-from reelgen.demo.captions import VOCABULARY
+from reelgen.demo.captions import SYNONYM_PHRASES, VOCABULARY
 
 # Imported here so every process that touches the demo model has the transformer's module loaded: diffusers
 # resolves model_index.json's ["reelgen.demo.transformer", ...] only from modules already imported.
@@ -83,7 +83,12 @@ def build_tokenizer(max_length: int = MAX_SEQUENCE_LENGTH) -> PreTrainedTokenize
     """Word-level tokenizer over the demo vocabulary; unknown words map to <unk>, the text ends with </s>."""
     vocab = {tok: i for i, tok in enumerate((*SPECIAL_TOKENS, *VOCABULARY))}
     tokenizer = Tokenizer(WordLevel(vocab, unk_token="<unk>"))
-    tokenizer.normalizer = normalizers.Sequence([normalizers.NFKC(), normalizers.Lowercase()])
+    # Synonyms become their canonical words before the split (see captions.SYNONYM_PHRASES); runs of
+    # non-letters become one space first, so a phrase matches however the text was punctuated.
+    synonyms = [normalizers.Replace(Regex(rf"\b{phrase}\b"), canonical) for phrase, canonical in SYNONYM_PHRASES]
+    tokenizer.normalizer = normalizers.Sequence(
+        [normalizers.NFKC(), normalizers.Lowercase(), normalizers.Replace(Regex("[^a-z]+"), " "), *synonyms]
+    )
     # Words are runs of letters; everything else separates them (as captions.tokenize does).
     tokenizer.pre_tokenizer = pre_tokenizers.Split(Regex("[^a-z]+"), behavior="removed")
     tokenizer.post_processor = processors.TemplateProcessing(single="$A </s>", special_tokens=[("</s>", 1)])
