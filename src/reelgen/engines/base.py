@@ -64,6 +64,19 @@ class ProgressSink(Protocol):
 
 
 @dataclass(frozen=True)
+class AudioTrack:
+    """A clip's sound (models such as LTX-2 make it with the picture): float32 samples in [-1, 1] of shape
+    (channels, samples), starting with the first frame."""
+
+    samples: np.ndarray
+    sample_rate: int
+
+    @property
+    def seconds(self) -> float:
+        return self.samples.shape[-1] / self.sample_rate
+
+
+@dataclass(frozen=True)
 class VideoOutput:
     """Frames of one clip. `chunks` yields uint8 RGB arrays of shape (t, H, W, 3) in order; it may be lazy
     (decoded while the encoder consumes the previous chunk) and can be iterated once."""
@@ -76,6 +89,8 @@ class VideoOutput:
     # Step timings etc. that end up in the job's artifact metadata (feeds ETAs). Engines may add entries
     # while `chunks` is consumed (e.g. decode_seconds), so read it after the last chunk.
     stats: dict[str, float] = field(default_factory=dict)
+    # The soundtrack, for models that make one (None: a silent video, as most models make).
+    audio: AudioTrack | None = None
 
 
 class Engine(ABC):
