@@ -1,4 +1,5 @@
-"""Streaming H.264 encoder: uint8 RGB frames in, a web-ready mp4 (yuv420p, BT.709, faststart) out.
+"""Streaming H.264 encoder: uint8 RGB frames in, a web-ready mp4 (yuv420p, BT.709, faststart) out, with an
+optional AAC soundtrack muxed alongside.
 
 Where the time goes, and why the writer is built this way (numbers in benchmarks/README.md):
 - x264 is about 95% of it. It runs with the ffmpeg command line's threading (thread count auto, frame
@@ -6,6 +7,9 @@ Where the time goes, and why the writer is built this way (numbers in benchmarks
 - RGB -> YUV 4:2:0 is done by swscale (SIMD, ~4.5 ms per 1080p frame; numpy is an order of magnitude
   slower) on the caller's thread, while a background thread feeds x264. So conversion overlaps with
   encoding, the caller's array is read in place, and it may be reused as soon as `write()` returns.
+- A soundtrack is cheap next to that (AAC encodes seconds of sound in milliseconds). After each chunk the
+  sound up to the video's current end goes to the same encoder thread (the only one touching the container),
+  so packets of both streams arrive in time order and the mp4 is interleaved for progressive playback.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 from types import TracebackType
-from typing import Final
+from typing import Final, Protocol
 
 import av
 import numpy as np
@@ -48,6 +52,30 @@ X264_PRESETS: Final = (
 _AVCOL_BT709: Final = 1
 # A few frames absorb jitter between producer and encoder; x264 keeps its own lookahead anyway.
 _QUEUE_FRAMES: Final = 8
+# Sound: telephone quality up to studio rates; mono or stereo (what AAC-LC players all handle).
+MIN_SAMPLE_RATE: Final = 8000
+MAX_SAMPLE_RATE: Final = 96000
+_AUDIO_LAYOUTS: Final = {1: "mono", 2: "stereo"}
+
+
+class AudioSamples(Protocol):
+    """What `VideoWriter(audio=...)` reads: float samples in [-1, 1], shape (channels, samples) or (samples,)
+    for mono, starting with the first frame. The engines' AudioTrack is one (media does not import engines)."""
+
+    @property
+    def samples(self) -> np.ndarray: ...
+
+    @property
+    def sample_rate(self) -> int: ...
+
+
+@dataclass(frozen=True, slots=True)
+class AudioInfo:
+    """An audio stream as written (or found by `probe`): its sample rate, channels and length."""
+
+    sample_rate: int
+    channels: int
+    seconds: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +87,8 @@ class EncodedVideo:
     fps: Fraction
     bytes: int
     sha256: str
+    # The soundtrack as stored (None: a silent video, with no audio stream at all).
+    audio: AudioInfo | None = None
 
 
 class VideoWriter:
@@ -69,6 +99,10 @@ class VideoWriter:
     fine. Leaving the block with an exception deletes the partial file. `write_previews()` makes a
     thumbnail and a spritesheet from frames sampled on the way, at any time after the first frame.
     One producer thread only.
+
+    `audio` adds an AAC soundtrack at the track's own sample rate (or the next rate AAC supports above it).
+    Sound past the last frame is cut at close; a track shorter than the video is stored as it is (players
+    play silence after it), rather than padded. Without `audio` there is no audio stream at all.
     """
 
     def __init__(
@@ -82,8 +116,15 @@ class VideoWriter:
         preset: str = DEFAULT_PRESET,
         expected_frames: int | None = None,
         preview_frames: int = SPRITE_MAX_TILES,
+        audio: AudioSamples | None = None,
     ) -> None:
         _check_settings(width, height, fps, crf, preset)
+        # Checked (and copied) before any file exists: bad sound leaves nothing behind.
+        self._audio: np.ndarray | None = None
+        self._audio_rate = 0
+        if audio is not None:
+            self._audio, self._audio_rate = _check_audio(audio.samples, audio.sample_rate)
+        self._audio_written = 0
         self.path = Path(path)
         self.width = width
         self.height = height
@@ -111,12 +152,13 @@ class VideoWriter:
             codec.color_range = ColorRange.MPEG
             # Open now so a bad setting fails here, in the caller, not later in the encoder thread.
             codec.open()
+            self._audio_stream = self._add_audio_stream() if self._audio is not None else None
         except BaseException:
             self._container.close()
             self.path.unlink(missing_ok=True)
             raise
         self._time_base = codec.time_base
-        self._queue: queue.Queue[av.VideoFrame | None] = queue.Queue(maxsize=_QUEUE_FRAMES)
+        self._queue: queue.Queue[av.VideoFrame | av.AudioFrame | None] = queue.Queue(maxsize=_QUEUE_FRAMES)
         self._thread = threading.Thread(target=self._encode_loop, name=f"x264 {self.path.name}", daemon=True)
         self._thread.start()
 
@@ -132,12 +174,14 @@ class VideoWriter:
             self._raise_encoder_error()
             self._sampler.offer(frame)
             self._queue.put(self._to_yuv(frame))
+        self._queue_audio()
 
     def close(self) -> EncodedVideo:
         if self._result is not None:
             return self._result
         if self._aborting:
             raise RuntimeError("VideoWriter was aborted")
+        self._queue_audio()  # the rest of the sound, up to the last frame's end
         self._queue.put(None)
         self._thread.join()
         try:
@@ -157,6 +201,7 @@ class VideoWriter:
             fps=self.fps,
             bytes=self.path.stat().st_size,
             sha256=_sha256(self.path),
+            audio=self._audio_info(),
         )
         return self._result
 
@@ -197,6 +242,42 @@ class VideoWriter:
             raise ValueError(f"expected uint8 RGB frames, got {chunk.dtype}")
         return chunk
 
+    def _add_audio_stream(self) -> av.AudioStream:
+        assert self._audio is not None
+        channels = self._audio.shape[0]
+        rates = av.Codec("aac", "w").audio_rates or (self._audio_rate,)
+        # The native AAC encoder takes 13 rates; between them, the next higher one keeps all of the sound.
+        rate = min((r for r in rates if r >= self._audio_rate), default=max(rates))
+        stream = self._container.add_stream("aac", rate=rate, layout=_AUDIO_LAYOUTS[channels])
+        # PyAV resamples (only if `rate` differs) and cuts our frames into AAC's 1024-sample frames on encode.
+        stream.codec_context.open()
+        return stream
+
+    def _queue_audio(self) -> None:
+        """Hand the encoder thread the sound up to the end of the last frame written."""
+        if self._audio is None:
+            return
+        video_end = int(Fraction(self._count) / self.fps * self._audio_rate)
+        end = min(self._audio.shape[1], video_end)
+        if end <= self._audio_written:
+            return
+        samples = np.ascontiguousarray(self._audio[:, self._audio_written : end])
+        frame = av.AudioFrame.from_ndarray(samples, format="fltp", layout=_AUDIO_LAYOUTS[samples.shape[0]])
+        frame.sample_rate = self._audio_rate
+        frame.time_base = Fraction(1, self._audio_rate)
+        frame.pts = self._audio_written
+        self._audio_written = end
+        self._queue.put(frame)
+
+    def _audio_info(self) -> AudioInfo | None:
+        if self._audio_stream is None:
+            return None
+        return AudioInfo(
+            sample_rate=self._audio_stream.codec_context.sample_rate,
+            channels=self._audio_stream.codec_context.channels,
+            seconds=self._audio_written / self._audio_rate,
+        )
+
     def _to_yuv(self, frame: np.ndarray) -> av.VideoFrame:
         if frame.strides[1:] != (3, 1):
             frame = np.ascontiguousarray(frame)
@@ -220,11 +301,18 @@ class VideoWriter:
         stopped = False
         try:
             while (frame := self._queue.get()) is not None:
-                if not self._aborting:
+                if self._aborting:
+                    continue
+                if isinstance(frame, av.AudioFrame):
+                    assert self._audio_stream is not None
+                    self._container.mux(self._audio_stream.encode(frame))
+                else:
                     self._container.mux(self._stream.encode(frame))
             stopped = True
             if not self._aborting:
                 self._container.mux(self._stream.encode(None))
+                if self._audio_stream is not None:
+                    self._container.mux(self._audio_stream.encode(None))
         except BaseException as error:
             self._error = error
             # Keep draining so a producer blocked on a full queue wakes up and sees the error.
@@ -251,6 +339,32 @@ def _check_settings(width: int, height: int, fps: int | Fraction, crf: int, pres
         raise ValueError(f"crf must be between 0 and 51, got {crf}")
     if preset not in X264_PRESETS:
         raise ValueError(f"unknown x264 preset {preset!r}; one of {', '.join(X264_PRESETS)}")
+
+
+def _check_audio(samples: np.ndarray, sample_rate: int) -> tuple[np.ndarray, int]:
+    """The track as contiguous float32 (channels, samples) and its rate, or ValueError naming what is wrong."""
+    if isinstance(sample_rate, bool) or not isinstance(sample_rate, int | np.integer):
+        raise ValueError(f"audio sample rate must be an integer number of Hz, got {sample_rate!r}")
+    if not MIN_SAMPLE_RATE <= sample_rate <= MAX_SAMPLE_RATE:
+        raise ValueError(
+            f"audio sample rate must be between {MIN_SAMPLE_RATE} and {MAX_SAMPLE_RATE} Hz, got {sample_rate}"
+        )
+    if not isinstance(samples, np.ndarray) or samples.dtype not in (np.float32, np.float64):
+        dtype = samples.dtype if isinstance(samples, np.ndarray) else type(samples).__name__
+        raise ValueError(f"audio samples must be a float32 or float64 array, got {dtype}")
+    if samples.ndim == 1:
+        samples = samples[np.newaxis]
+    if samples.ndim != 2 or samples.shape[0] not in _AUDIO_LAYOUTS:
+        raise ValueError(
+            f"audio samples must be of shape (samples,) or (channels, samples) with 1 or 2 channels, "
+            f"got {samples.shape}"
+        )
+    if samples.shape[1] == 0:
+        raise ValueError("audio has no samples")
+    if not np.isfinite(samples).all():
+        raise ValueError("audio samples must be finite (found NaN or infinity)")
+    # A copy the caller cannot change under us. Tracks are small (20 s of 48 kHz stereo is 7.7 MB).
+    return np.array(samples, dtype=np.float32, order="C"), int(sample_rate)
 
 
 def _sha256(path: Path) -> str:
