@@ -7,14 +7,16 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
 import pytest
 
+from reelgen.api.serving import to_video
 from reelgen.domain import JobStatus
 from reelgen.domain.params import validate_params
-from reelgen.engines.base import Engine, StageRequest, VideoOutput
+from reelgen.engines.base import AudioTrack, Engine, StageRequest, VideoOutput
 from reelgen.engines.registry import create_engine, get_spec
 from reelgen.jobs import JobStore
-from reelgen.media.probe import probe
+from reelgen.media.probe import decode_audio, probe
 from reelgen.settings import Settings
 from reelgen.storage.local import LocalArtifactStore
 from reelgen.worker.engine_cache import EngineCache
@@ -43,10 +45,41 @@ class CrashingEngine(Engine):
         raise RuntimeError("the GPU caught fire")
 
 
+class SoundEngine(Engine):
+    """A real Engine implementation that makes a soundtrack with the picture, as LTX-2 does: gray frames and a
+    440 Hz stereo tone at 48 kHz, built by hand (the video models here are silent)."""
+
+    spec = SPEC
+
+    def load(self) -> None:
+        pass
+
+    def run(self, request: StageRequest, sink) -> VideoOutput:
+        p = request.params
+        for step in range(1, p.steps + 1):
+            sink.step(step, p.steps)
+        frames = np.full((p.num_frames, p.size.height, p.size.width, 3), 128, np.uint8)
+        t = np.arange(round(p.num_frames / p.fps * 48000)) / 48000
+        tone = (0.5 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)
+        return VideoOutput(
+            width=p.size.width,
+            height=p.size.height,
+            fps=p.fps,
+            num_frames=p.num_frames,
+            chunks=iter(np.array_split(frames, 3)),
+            audio=AudioTrack(np.stack([tone, tone]), 48000),
+        )
+
+
+TEST_ENGINES = {"crashy": CrashingEngine, "with-sound": SoundEngine}
+
+
 @pytest.fixture(scope="module")
 def shared_cache() -> EngineCache:
     """One resident tiny engine for the whole module (as in a long-lived worker)."""
-    return EngineCache(lambda model_id: CrashingEngine() if model_id == "crashy" else create_engine(model_id))
+    return EngineCache(
+        lambda model_id: TEST_ENGINES[model_id]() if model_id in TEST_ENGINES else create_engine(model_id)
+    )
 
 
 def make_worker(store: JobStore, artifacts, cache: EngineCache, name: str = "w", **cfg) -> Worker:
@@ -73,12 +106,37 @@ def test_job_runs_to_an_mp4_with_the_requested_frames_size_and_fps(store, artifa
     assert float(info.fps) == 8 and info.codec == "h264" and info.pix_fmt == "yuv420p"
     assert art.thumbnail_key and artifacts.exists(art.thumbnail_key)
     assert art.spritesheet_key and artifacts.exists(art.spritesheet_key)
+    assert info.audio is None and "audio" not in art.extra and to_video(done, None, None).has_audio is False
     assert artifacts.list(f"tmp/{job.id}/") == []
     assert [e.data.get("status") for e in store.events(job.id) if e.kind == "status"] == [
         "queued",
         "in_progress",
         "completed",
     ]
+
+
+def test_an_engine_soundtrack_ends_up_in_the_mp4_and_the_artifact(store, artifacts, shared_cache) -> None:
+    params = replace(tiny(seconds=1, fps=16), model="with-sound")
+    job, _ = store.create("alice", params)
+    done = make_worker(store, artifacts, shared_cache).run_once()
+    assert done is not None and done.status is JobStatus.COMPLETED, done
+    seconds = params.num_frames / params.fps
+    audio = {"sample_rate": 48000, "channels": 2, "seconds": pytest.approx(seconds)}
+    assert done.artifact is not None and done.artifact.extra["audio"] == audio
+    stored = store.get(job.id)  # read back from the database (JSON)
+    assert stored is not None and stored.artifact is not None and stored.artifact.extra["audio"] == audio
+    assert to_video(stored, None, None).has_audio is True
+    path = artifacts.local_path(stored.artifact.video_key)
+    assert path is not None
+    info = probe(path)
+    assert info.num_frames == params.num_frames and info.audio is not None
+    assert (info.audio.sample_rate, info.audio.channels) == (48000, 2)
+    decoded = decode_audio(path)
+    assert decoded is not None
+    samples, rate = decoded
+    assert 0 <= samples.shape[1] - seconds * rate <= 1024  # up to one AAC frame of padding at the end
+    spectrum = np.abs(np.fft.rfft(samples[0]))
+    assert np.argmax(spectrum) * rate / samples.shape[1] == pytest.approx(440, abs=2)
 
 
 def test_variations_run_as_one_batch_with_per_variation_progress(store, artifacts, shared_cache) -> None:

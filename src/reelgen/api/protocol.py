@@ -238,6 +238,10 @@ class Video(_Model):
 
     review: VideoReview = Field(default_factory=VideoReview)
 
+    has_audio: bool | None = None
+    """Whether the video has a soundtrack (an AAC stream in the mp4; some models make one); null until it is
+    completed."""
+
 
 class VideoList(_Model):
     """GET /v1/videos: one page, newest first by default (also GET /v1/gallery: published videos)."""

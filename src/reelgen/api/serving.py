@@ -594,6 +594,7 @@ def to_video(job: Job, queue_position: int | None, eta_seconds: float | None) ->
         params=_params(p),
         published_at=int(job.published_at) if job.published_at is not None else None,
         review=to_review(job.review),
+        has_audio="audio" in job.artifact.extra if job.artifact is not None else None,
     )
 
 

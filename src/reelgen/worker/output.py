@@ -1,5 +1,6 @@
-"""Engine frames -> files on local scratch disk: the mp4 (streamed chunk by chunk into the encoder), a webp
-thumbnail and a jpg spritesheet. The worker then stages and commits them to the artifact store."""
+"""Engine frames -> files on local scratch disk: the mp4 (streamed chunk by chunk into the encoder, with the
+engine's soundtrack if it made one), a webp thumbnail and a jpg spritesheet. The worker then stages and commits
+them to the artifact store."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from reelgen.engines.base import VideoOutput
-from reelgen.media.encode import VideoWriter
+from reelgen.media.encode import AudioInfo, VideoWriter
 
 
 @dataclass(frozen=True)
@@ -23,6 +24,8 @@ class EncodedClip:
     fps: int
     sha256: str
     stats: dict[str, float] = field(default_factory=dict)
+    # The soundtrack as stored in the mp4 (None: a silent video).
+    audio: AudioInfo | None = None
 
     def files(self) -> list[Path]:
         return [p for p in (self.video, self.thumbnail, self.spritesheet) if p is not None]
@@ -34,7 +37,12 @@ def encode_clip(output: VideoOutput, folder: Path, name: str, *, check: Callable
     thumbnail = folder / f"thumbnail{suffix}.webp"
     spritesheet = folder / f"spritesheet{suffix}.jpg"
     with VideoWriter(
-        folder / f"{name}.mp4", output.width, output.height, output.fps, expected_frames=output.num_frames
+        folder / f"{name}.mp4",
+        output.width,
+        output.height,
+        output.fps,
+        expected_frames=output.num_frames,
+        audio=output.audio,
     ) as writer:
         for chunk in output.chunks:
             check()
@@ -52,4 +60,5 @@ def encode_clip(output: VideoOutput, folder: Path, name: str, *, check: Callable
         fps=int(encoded.fps),
         sha256=encoded.sha256,
         stats=dict(output.stats),
+        audio=encoded.audio,
     )

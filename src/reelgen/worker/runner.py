@@ -232,6 +232,12 @@ class Worker:
             committed.append(final_key)
         main = clips[0]
         extra: dict = {"stats": main.stats}
+        if main.audio is not None:  # absent from silent videos (and from every row older than sound)
+            extra["audio"] = {
+                "sample_rate": main.audio.sample_rate,
+                "channels": main.audio.channels,
+                "seconds": main.audio.seconds,
+            }
         if len(clips) > 1:
             extra["variations"] = [f"{final_prefix}/{c.video.name}" for c in clips[1:]]
         return Artifact(
