@@ -69,6 +69,7 @@ def test_every_family_is_registered_with_a_repo_and_a_gpu() -> None:
         "ltx-video-0.9.1",
         "ltx-video-0.9.7-dev",
         "ltx-video-0.9.7-distilled",
+        "ltx-2",
         "hunyuanvideo",
         "cogvideox-5b",
         "cogvideox1.5-5b",
@@ -85,12 +86,12 @@ def test_every_family_is_registered_with_a_repo_and_a_gpu() -> None:
 def test_specs_follow_their_family_rules(spec: ModelSpec) -> None:
     rule = spec.frame_rule
     assert spec.default_size in spec.sizes
-    # Spatial multiples: Wan 2.1 VAE 8x * patch 2; Wan 2.2 5B VAE 16x * 2; LTX pipeline demands 32.
-    multiple = {"wan": 16, "ltx": 32, "hunyuan": 16, "cogvideox": 16}[spec.family]
+    # Spatial multiples: Wan 2.1 VAE 8x * patch 2; Wan 2.2 5B VAE 16x * 2; the LTX pipelines demand 32.
+    multiple = {"wan": 16, "ltx": 32, "ltx2": 32, "hunyuan": 16, "cogvideox": 16}[spec.family]
     if spec.id == "wan2.2-ti2v-5b":
         multiple = 32
     assert all(s.width % multiple == 0 and s.height % multiple == 0 for s in spec.sizes), spec.sizes
-    assert (rule.multiple, rule.offset) == ((8, 1) if spec.family == "ltx" else (4, 1))
+    assert (rule.multiple, rule.offset) == ((8, 1) if spec.family in ("ltx", "ltx2") else (4, 1))
     image = "inputs/x/ref.png" if spec.requires_image else None
     default = validate_params(spec, ParamLimits(), prompt="a fox", input_image=image)
     assert (default.num_frames - rule.offset) % rule.multiple == 0

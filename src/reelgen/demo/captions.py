@@ -346,14 +346,14 @@ def _synonym_phrases() -> tuple[tuple[str, str], ...]:
     )
     for finite, participle in (*_MOVE_VERBS[1:], _ROLL):
         pairs[finite], pairs[participle] = "moves", "moving"
-    for word, phrases in _DIRECTION_PHRASES.items():
-        pairs.update({p: word for p in phrases if p != word})
+    for word, directions in _DIRECTION_PHRASES.items():
+        pairs.update({p: word for p in directions if p != word})
     for direction, verbs in _VERTICAL_VERBS.items():
         for finite, participle in verbs:
             pairs[finite], pairs[participle] = f"moves {direction}", f"moving {direction}"
     pairs["towards the upper"], pairs["towards the lower"] = "to the upper", "to the lower"
-    for phrases in _OTHER_MOTION_PHRASES.values():
-        (finite, participle), *others = phrases
+    for motions in _OTHER_MOTION_PHRASES.values():
+        (finite, participle), *others = motions
         for f, p in others:
             pairs[f], pairs[p] = finite, participle
     # Longest first, so "floats up" is replaced before any shorter phrase inside it could be.

@@ -28,7 +28,7 @@ from diffusers.utils import deprecation_utils
 
 from reelgen.domain.errors import InvalidParams
 from reelgen.domain.models import ModelSpec, Size
-from reelgen.engines.base import STAGE_GENERATE, Engine, ProgressSink, StageRequest, VideoOutput
+from reelgen.engines.base import STAGE_GENERATE, AudioTrack, Engine, ProgressSink, StageRequest, VideoOutput
 from reelgen.engines.lora import AdapterCache
 from reelgen.engines.memory import (
     ActivationProfile,
@@ -375,9 +375,14 @@ class DiffusersEngine(Engine, Generic[PipeT]):
             yield frames[start : start + self.frames_per_chunk]
 
     def _video_output(
-        self, request: StageRequest, chunks: Iterator[np.ndarray], stats: dict[str, float]
+        self,
+        request: StageRequest,
+        chunks: Iterator[np.ndarray],
+        stats: dict[str, float],
+        *,
+        audio: AudioTrack | None = None,
     ) -> VideoOutput:
-        """The VideoOutput of a job: the requested size, rate and length, with the family's chunks."""
+        """The VideoOutput of a job: the requested size, rate and length, with the family's chunks (and sound)."""
         params = request.params
         return VideoOutput(
             width=params.size.width,
@@ -386,6 +391,7 @@ class DiffusersEngine(Engine, Generic[PipeT]):
             num_frames=params.num_frames,
             chunks=chunks,
             stats=stats,
+            audio=audio,
         )
 
     def _check_current(self, generation: int) -> None:

@@ -158,7 +158,7 @@ class LTXEngine(DiffusersEngine[LTXPipeline]):
         )
 
     def _fit_preview(self, pipe: LTXPipeline) -> torch.Tensor:
-        return _fit_preview_projection(pipe, self.decode_timestep)
+        return fit_ltx_preview_projection(pipe, self.decode_timestep)
 
     def _on_load(self, pipe: LTXPipeline) -> None:
         image_class = LTXConditionPipeline if self.condition_pipeline else LTXImageToVideoPipeline
@@ -361,7 +361,7 @@ def _latent_shape(pipe: LTXPipeline, num_frames: int, height: int, width: int) -
 
 
 @torch.no_grad()
-def _fit_preview_projection(pipe: LTXPipeline, decode_timestep: float) -> torch.Tensor:
+def fit_ltx_preview_projection(pipe: Any, decode_timestep: float) -> torch.Tensor:
     """Fit the (channels + 1, 3) linear map from diffusion latents (plus a bias) to RGB in [0, 1] by decoding one
     latent frame of noise with this very VAE and solving least squares against the RGB averaged over each latent
     pixel's footprint. Any checkpoint, no hand-made table; one small decode at load time (512x512 for real LTX)."""

@@ -167,6 +167,17 @@ _FAMILIES: dict[str, ActivationProfile] = {
         decode_frames=0,
         tile=(512, 512, 16),
     ),
+    # LTX-2: LTX's video VAE and CFG batch; the audio stream's tokens (25 a second) are few next to the video's.
+    "ltx2": ActivationProfile(
+        spatial=32,
+        temporal=8,
+        patch=1,
+        hidden=4096,
+        cfg_batch=2,
+        decode_bytes_per_pixel=512,
+        decode_frames=0,
+        tile=(512, 512, 16),
+    ),
     "hunyuan": ActivationProfile(spatial=8, temporal=4, patch=2, hidden=3072, decode_bytes_per_pixel=512),
     "cogvideox": ActivationProfile(
         spatial=8, temporal=4, patch=2, hidden=3072, cfg_batch=2, decode_bytes_per_pixel=512, decode_frames=0

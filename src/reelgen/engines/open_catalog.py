@@ -1,5 +1,5 @@
-"""The open-weights model families (Wan, LTX-Video, HunyuanVideo, HunyuanVideo 1.5, CogVideoX) as registry entries.
-Torch-free.
+"""The open-weights model families (Wan, LTX-Video, LTX-2, HunyuanVideo, HunyuanVideo 1.5, CogVideoX) as registry
+entries. Torch-free.
 
 `catalog.register_builtin_models` calls `register_open_models`; this file holds only specs and factory paths,
 so the HTTP process can list and validate these models without importing torch. Each entry's `source` is the
@@ -8,14 +8,16 @@ Hugging Face repo (diffusers layout) the worker loads; `reelgen.engines.weights`
 Where the numbers come from (diffusers 0.42 source, pipelines/*, and the model cards):
 - sizes: the resolutions each checkpoint was trained at. Wan 2.1/2.2 A14B: 832x480 (480p) and 1280x720
   (720p); Wan 2.2 TI2V 5B: 1280x704 (its VAE compresses 16x and the transformer patchifies 2x2, so sides are
-  multiples of 32); LTX-Video: multiples of 32, trained up to 1216x704; HunyuanVideo: 1280x720 and 960x544;
-  HunyuanVideo 1.5: 848x480 (480p) and 1280x720 (720p); CogVideoX 5B: 720x480 only; CogVideoX 1.5: 1360x768.
-- frame rules: the VAEs compress time 4x (Wan, Hunyuan, CogVideoX: 4k+1 frames) or 8x (LTX: 8k+1), keeping
-  the first frame on its own. Maxima are the trained lengths: Wan 81 (2.2 5B: 121), LTX 257, Hunyuan 129,
-  CogVideoX 49 (1.5: 81).
+  multiples of 32); LTX-Video: multiples of 32, trained up to 1216x704; LTX-2: multiples of 32, up to 1080p;
+  HunyuanVideo: 1280x720 and 960x544; HunyuanVideo 1.5: 848x480 (480p) and 1280x720 (720p); CogVideoX 5B:
+  720x480 only; CogVideoX 1.5: 1360x768.
+- frame rules: the VAEs compress time 4x (Wan, Hunyuan, CogVideoX: 4k+1 frames) or 8x (LTX, LTX-2: 8k+1),
+  keeping the first frame on its own. Maxima are the trained lengths: Wan 81 (2.2 5B: 121), LTX 257, Hunyuan
+  129, CogVideoX 49 (1.5: 81).
 - steps/guidance: the pipelines' defaults and the model cards' recommendations (Wan 50 / 5.0, Wan 2.2 A14B 40
   / 4.0 (T2V) and 3.5 (I2V), LTX 50 / 3.0 (0.9.1), 30 / 5.0 (0.9.7 dev), 8 / 1.0 (distilled, guidance
-  distilled), Hunyuan 50 / 6.0 (embedded guidance), HunyuanVideo 1.5 50 / 6.0 (real CFG), CogVideoX 50 / 6.0).
+  distilled), LTX-2 30 / 3.0 (diffusers' example), Hunyuan 50 / 6.0 (embedded guidance), HunyuanVideo 1.5
+  50 / 6.0 (real CFG), CogVideoX 50 / 6.0).
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ if TYPE_CHECKING:
 
 WAN_FACTORY = "reelgen.engines.wan:create_engine"
 LTX_FACTORY = "reelgen.engines.ltx:create_engine"
+LTX2_FACTORY = "reelgen.engines.ltx2:create_engine"
 HUNYUAN_FACTORY = "reelgen.engines.hunyuan:create_engine"
 HUNYUAN15_FACTORY = "reelgen.engines.hunyuan15:create_engine"
 COGVIDEOX_FACTORY = "reelgen.engines.cogvideox:create_engine"
@@ -54,6 +57,9 @@ WAN_5B_WEIGHTS = Footprint(transformer_gb=10.0, text_encoder_gb=11.4, vae_gb=1.4
 WAN_A14B_WEIGHTS = Footprint(transformer_gb=28.6, text_encoder_gb=11.4, vae_gb=0.5, hidden=5120, experts=2)
 LTX_2B_WEIGHTS = Footprint(transformer_gb=3.8, text_encoder_gb=9.5, vae_gb=0.8, hidden=2048)
 LTX_13B_WEIGHTS = Footprint(transformer_gb=26.0, text_encoder_gb=9.5, vae_gb=0.8, hidden=4096)
+# LTX-2: a 19B audio-video transformer (14B video, 5B audio; 32 heads x 128), Gemma 3 12B as text encoder, the
+# video and audio VAEs with the vocoder.
+LTX2_WEIGHTS = Footprint(transformer_gb=38.0, text_encoder_gb=24.4, vae_gb=1.5, hidden=4096)
 # HunyuanVideo: a LLaVA-Llama-3-8B text encoder plus CLIP-L.
 HUNYUAN_WEIGHTS = Footprint(transformer_gb=25.6, text_encoder_gb=16.3, vae_gb=0.5, hidden=3072)
 # HunyuanVideo 1.5, every component bf16: an 8.33B transformer (54 blocks, 16 heads x 128), the text model of
@@ -283,6 +289,27 @@ LTX_VIDEO_0_9_7_DISTILLED = ModelSpec(
     footprint=LTX_13B_WEIGHTS,
 )
 
+LTX_2 = ModelSpec(
+    id="ltx-2",
+    family="ltx2",
+    description="LTX-2, 19B parameters: video with synchronised sound (speech, music, effects) in one pass, "
+    "24 fps, up to 10 s, up to 1080p.",
+    # Multiples of 32 (LTX2Pipeline.check_inputs); 768x512 is diffusers' example size.
+    sizes=_both(768, 512) + _both(1280, 704) + _both(1920, 1088) + (Size(512, 512),),
+    default_size=Size(768, 512),
+    fps=24,
+    default_seconds=5.0,
+    max_seconds=10.0,
+    frame_rule=LTX_FRAMES,
+    default_steps=30,
+    max_steps=100,
+    default_guidance=3.0,
+    inputs=TEXT_IMAGE,
+    needs_gpu=True,
+    owned_by="Lightricks",
+    footprint=LTX2_WEIGHTS,
+)
+
 # -- HunyuanVideo (Tencent; diffusers weights from hunyuanvideo-community) -----------------------------------
 
 HUNYUAN_VIDEO = ModelSpec(
@@ -434,6 +461,8 @@ OPEN_MODELS: tuple[tuple[ModelSpec, str, dict[str, object]], ...] = (
             "upsampler": LTX_0_9_7_UPSAMPLER,
         },
     ),
+    # The pipeline's own guidance defaults (audio CFG 7, spatio-temporal guidance, modality isolation).
+    (LTX_2, LTX2_FACTORY, {"source": "Lightricks/LTX-2"}),
     (HUNYUAN_VIDEO, HUNYUAN_FACTORY, {"source": "hunyuanvideo-community/HunyuanVideo"}),
     (HUNYUAN15_T2V_480P, HUNYUAN15_FACTORY, {"source": "hunyuanvideo-community/HunyuanVideo-1.5-Diffusers-480p_t2v"}),
     (HUNYUAN15_T2V_720P, HUNYUAN15_FACTORY, {"source": "hunyuanvideo-community/HunyuanVideo-1.5-Diffusers-720p_t2v"}),

@@ -1,5 +1,6 @@
-"""The HunyuanVideo, HunyuanVideo 1.5 and CogVideoX engines on the real diffusers pipelines at tiny random
-configs, on the CPU, offline: every behaviour the Wan and LTX engine tests check, run once per family (parametrized).
+"""The HunyuanVideo, HunyuanVideo 1.5, CogVideoX and LTX-2 engines on the real diffusers pipelines at tiny random
+configs, on the CPU, offline: every behaviour the Wan and LTX engine tests check, run once per family (parametrized),
+then what only one family does (LTX-2's soundtrack and image-to-video).
 
 Each family's record says how to build it, how diffusers itself would be called for the same request (the
 engine's output must match it exactly), and where its transformer blocks are (for the LoRA and preset checks).
@@ -13,9 +14,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import PIL.Image
 import pytest
 import torch
 from diffusers.hooks import FirstBlockCacheConfig
+from diffusers.pipelines.ltx2.pipeline_ltx2_image2video import LTX2ImageToVideoPipeline
 from huggingface_hub import constants
 from peft import LoraConfig
 from peft.utils import get_peft_model_state_dict
@@ -31,7 +34,15 @@ from reelgen.engines.diffusers_engine import DiffusersEngine
 from reelgen.engines.hunyuan import HunyuanEngine, load_hunyuan_pipeline
 from reelgen.engines.hunyuan15 import HunyuanVideo15Engine, load_hunyuan15_pipeline
 from reelgen.engines.lora import LoraLibrary, LoraWeights
-from reelgen.engines.open_catalog import HUNYUAN15_FACTORY, HUNYUAN15_T2V_480P, HUNYUAN15_T2V_720P, OPEN_MODELS
+from reelgen.engines.ltx2 import LTX2Engine, load_ltx2_pipeline
+from reelgen.engines.open_catalog import (
+    HUNYUAN15_FACTORY,
+    HUNYUAN15_T2V_480P,
+    HUNYUAN15_T2V_720P,
+    LTX2_FACTORY,
+    LTX_2,
+    OPEN_MODELS,
+)
 from reelgen.engines.registry import Registry
 from reelgen.engines.tiny_cogvideox import (
     MAX_SEQUENCE_LENGTH as COG_TEXT,
@@ -47,6 +58,10 @@ from reelgen.engines.tiny_hunyuan import TINY_RANDOM_HUNYUAN, build_tiny_hunyuan
 from reelgen.engines.tiny_hunyuan import create_engine as create_hunyuan
 from reelgen.engines.tiny_hunyuan15 import TINY_RANDOM_HUNYUAN15, build_tiny_hunyuan15_pipeline
 from reelgen.engines.tiny_hunyuan15 import create_engine as create_hunyuan15
+from reelgen.engines.tiny_ltx2 import GUIDANCE as LTX2_GUIDANCE
+from reelgen.engines.tiny_ltx2 import MAX_SEQUENCE_LENGTH as LTX2_TEXT
+from reelgen.engines.tiny_ltx2 import TINY_RANDOM_LTX2, build_tiny_ltx2_pipeline
+from reelgen.engines.tiny_ltx2 import create_engine as create_ltx2
 from reelgen.engines.weights import WeightsNotFound
 from reelgen.media.probe import probe
 from reelgen.worker.output import encode_clip
@@ -72,6 +87,8 @@ class Family:
     guider: bool = False
     # Whether diffusers has a LoRA loader for the pipeline (the engine refuses LoRAs where it has none).
     lora: bool = True
+    # Whether the model also animates an input image (else such a request is refused).
+    takes_image: bool = False
 
 
 FAMILIES = {
@@ -103,7 +120,23 @@ FAMILIES = {
         reference_kwargs={"max_sequence_length": COG_TEXT, "use_dynamic_cfg": True},
         factory_options={"max_sequence_length": COG_TEXT},
     ),
+    "ltx2": Family(
+        TINY_RANDOM_LTX2,
+        LTX2Engine,
+        lambda: create_ltx2(device="cpu"),
+        build_tiny_ltx2_pipeline,
+        load_ltx2_pipeline,
+        "reelgen.engines.ltx2:create_engine",
+        reference_kwargs={"max_sequence_length": LTX2_TEXT, **LTX2_GUIDANCE},
+        factory_options={"max_sequence_length": LTX2_TEXT, "guidance": LTX2_GUIDANCE},
+        takes_image=True,
+    ),
 }
+
+
+def spatial_ratio(pipe: Any) -> int:
+    """How many pixels a side of one latent pixel covers (LTX-2's pipeline names it differently)."""
+    return getattr(pipe, "vae_scale_factor_spatial", None) or pipe.vae_spatial_compression_ratio
 
 
 @pytest.fixture(scope="module", params=sorted(FAMILIES))
@@ -221,7 +254,7 @@ def test_progress_reports_every_step_with_a_cheap_preview(family: Family, engine
     # Latent resolution (12x8 for an 8x VAE, 6x4 for a 16x one) upsampled to the frame; never the full decode.
     assert image.dtype == np.uint8 and image.shape == (64, 96, 3) and image.std() > 0
     # The fitted latent->RGB map is a cheap stand-in for the VAE: it correlates with the real middle frame.
-    s = engine.pipe.vae_scale_factor_spatial
+    s = spatial_ratio(engine.pipe)
     guess = image.astype(float)[::s, ::s].ravel()
     truth = frames[len(frames) // 2].astype(float).reshape(64 // s, s, 96 // s, s, 3).mean(axis=(1, 3)).ravel()
     assert np.corrcoef(guess, truth)[0, 1] > 0.3
@@ -246,12 +279,15 @@ def test_an_unconsumed_output_cannot_decode_after_the_next_run(family: Family, e
 
 def test_requests_the_pipeline_would_reject_or_round_are_refused(family: Family, engine: DiffusersEngine[Any]) -> None:
     image = np.zeros((64, 64, 3), np.uint8)
-    for request, param in [
+    refused = [
         (StageRequest(replace(params(family), size=Size(72, 64))), "size"),
         (StageRequest(replace(params(family), num_frames=11)), "seconds"),
         (StageRequest(params(family), stage="upscale"), "stage"),
-        (StageRequest(params(family), input_image=image), "input_reference"),  # text-to-video checkpoints
-    ]:
+        (StageRequest(params(family), init_frames=np.zeros((9, 64, 64, 3), np.uint8)), "input_reference"),
+    ]
+    if not family.takes_image:  # text-to-video checkpoints
+        refused.append((StageRequest(params(family), input_image=image), "input_reference"))
+    for request, param in refused:
         with pytest.raises(InvalidParams) as err:
             engine.run(request, RecordingSink())
         assert err.value.param == param
@@ -426,3 +462,120 @@ def test_hunyuan15_catalog_entries(tmp_path: Path, monkeypatch: pytest.MonkeyPat
             registry.create_engine(spec.id, device="cpu")
     assert {str(s) for s in HUNYUAN15_T2V_480P.sizes} == {"848x480", "480x848"}
     assert {str(s) for s in HUNYUAN15_T2V_720P.sizes} == {"1280x720", "720x1280"}
+
+
+# -- LTX-2 only ---------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def ltx2() -> Iterator[LTX2Engine]:
+    built = create_ltx2(device="cpu")
+    built.load()
+    yield built
+    built.unload()
+
+
+def ltx2_reference(pipe: Any, p: GenerationParams, **extra: Any) -> tuple[np.ndarray, np.ndarray]:
+    """The frames (uint8) and the waveform LTX2Pipeline (or its image-to-video sibling) returns for the job."""
+    output = pipe(
+        prompt=p.prompt,
+        height=p.size.height,
+        width=p.size.width,
+        num_frames=p.num_frames,
+        num_inference_steps=p.steps,
+        guidance_scale=p.guidance_scale,
+        generator=torch.Generator().manual_seed(p.seed),
+        output_type="np",
+        max_sequence_length=LTX2_TEXT,
+        **LTX2_GUIDANCE,
+        **extra,
+    )
+    return np.round(output.frames[0] * 255).astype(np.uint8), output.audio[0].float().numpy()
+
+
+def test_ltx2_makes_the_soundtrack_the_pipeline_makes_as_long_as_the_clip(ltx2: LTX2Engine) -> None:
+    family = FAMILIES["ltx2"]
+    p = replace(params(family, seed=7), num_frames=25)
+    output = ltx2.run(StageRequest(p), RecordingSink())
+    frames = frames_of(output)
+    audio = output.audio
+    assert audio is not None and audio.sample_rate == ltx2.pipe.vocoder.config.output_sampling_rate == 16_000
+    assert audio.samples.dtype == np.float32 and audio.samples.shape[0] == 2
+    # The audio latents are as long as the clip (25 frames at 24 fps), less the causal VAE's first mel frames.
+    assert abs(audio.seconds - 25 / 24) < 0.1, audio.seconds
+    assert np.abs(audio.samples).max() <= 1 and audio.samples.std() > 0
+    assert output.stats["audio_decode_seconds"] >= 0
+    ref_frames, ref_audio = ltx2_reference(ltx2.pipe, p)
+    np.testing.assert_array_equal(frames, ref_frames)
+    np.testing.assert_array_equal(audio.samples, np.clip(ref_audio, -1, 1))
+    other = ltx2.run(StageRequest(replace(p, seed=8)), RecordingSink())
+    assert other.audio is not None and not np.array_equal(other.audio.samples, audio.samples)
+
+
+def test_ltx2_clips_are_stored_with_their_sound(ltx2: LTX2Engine, tmp_path: Path) -> None:
+    p = replace(params(FAMILIES["ltx2"]), num_frames=25)
+    output = ltx2.run(StageRequest(p), RecordingSink())
+    clip = encode_clip(output, tmp_path, "video", check=lambda: None)
+    info = probe(clip.video)
+    assert info.num_frames == 25 and info.audio is not None and clip.audio is not None
+    assert output.audio is not None
+    assert (info.audio.sample_rate, info.audio.channels) == (output.audio.sample_rate, 2)
+    assert abs(info.audio.seconds - output.audio.seconds) < 0.07  # one AAC frame
+
+
+def test_ltx2_image_to_video_is_the_image_pipelines_video(ltx2: LTX2Engine) -> None:
+    family = FAMILIES["ltx2"]
+    p = params(family, size="96x64")
+    image = np.random.default_rng(0).integers(0, 256, (64, 96, 3), dtype=np.uint8)
+    output = ltx2.run(StageRequest(p, input_image=image), RecordingSink())
+    frames = frames_of(output)
+    assert frames.shape == (p.num_frames, 64, 96, 3) and output.audio is not None
+    assert not np.array_equal(frames, generate(ltx2, p))
+    image_pipe = LTX2ImageToVideoPipeline(**ltx2.pipe.components)
+    ref_frames, ref_audio = ltx2_reference(image_pipe, p, image=PIL.Image.fromarray(image))
+    np.testing.assert_array_equal(frames, ref_frames)
+    np.testing.assert_array_equal(output.audio.samples, np.clip(ref_audio, -1, 1))
+
+
+def test_ltx2_timestep_conditioned_vae_decodes_as_the_pipeline_does() -> None:
+    """With a decode timestep the pipeline mixes noise into the latents before denormalising them; the engine mixes
+    after (it gets the denormalised latents), which is the same affine sum up to float rounding."""
+
+    def conditioned() -> Any:
+        pipe = build_tiny_ltx2_pipeline()
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(0)
+            config = {**pipe.vae.config, "timestep_conditioning": True}
+            vae = type(pipe.vae).from_config(config).eval()
+        # Non-trivial latent statistics, so denormalising is not the identity.
+        vae.latents_mean.uniform_(-0.5, 0.5, generator=torch.Generator().manual_seed(1))
+        vae.latents_std.uniform_(0.5, 2.0, generator=torch.Generator().manual_seed(2))
+        pipe.register_modules(vae=vae)
+        return pipe
+
+    engine = LTX2Engine(
+        TINY_RANDOM_LTX2,
+        conditioned,
+        "cpu",
+        max_sequence_length=LTX2_TEXT,
+        guidance=LTX2_GUIDANCE,
+        decode_timestep=0.05,
+        decode_noise_scale=0.025,
+    )
+    p = params(FAMILIES["ltx2"], seed=3)
+    frames = generate(engine, p)
+    ref_frames, _ = ltx2_reference(engine.pipe, p, decode_timestep=0.05, decode_noise_scale=0.025)
+    assert np.abs(frames.astype(int) - ref_frames).max() <= 1
+    assert np.mean(frames != ref_frames) < 0.01
+
+
+def test_ltx2_catalog_entry(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    entries = {spec.id: (spec, factory, options) for spec, factory, options in OPEN_MODELS}
+    assert entries["ltx-2"] == (LTX_2, LTX2_FACTORY, {"source": "Lightricks/LTX-2"})
+    assert (LTX_2.num_frames(LTX_2.default_seconds), LTX_2.num_frames(LTX_2.max_seconds), LTX_2.fps) == (121, 241, 24)
+    assert all(s.width % 32 == 0 and s.height % 32 == 0 for s in LTX_2.sizes)
+    assert "1920x1088" in {str(s) for s in LTX_2.sizes} and LTX_2.inputs == ("text", "image")
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path))
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    with pytest.raises(WeightsNotFound, match="hf download Lightricks/LTX-2"):
+        registry.create_engine("ltx-2", device="cpu")
