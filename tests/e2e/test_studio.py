@@ -225,6 +225,7 @@ def test_library_player_download_publish_remix_and_delete(page: Any, server_url:
     expect(recipe).to_contain_text("a library fox")
     expect(recipe.locator("dt:text-is('Seed') + dd")).to_have_text("7")
     expect(recipe.locator("dt:text-is('Steps') + dd")).to_have_text("2")
+    expect(recipe.locator("dt:text-is('Sound') + dd")).to_have_text("none")  # tiny Wan makes silent videos
     snap(page, shots / "video.png")
 
     with page.expect_download() as download:

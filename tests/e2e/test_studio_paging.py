@@ -50,7 +50,8 @@ def seed(home: Path) -> None:
         "height": 64,
         "fps": 16,
         "sha256": "0" * 64,
-        "extra": {},
+        # Every seeded video has a soundtrack (as LTX-2's do): cards say so.
+        "extra": {"audio": {"sample_rate": 24000, "channels": 2, "seconds": 0.5}},
     }
     with sqlite3.connect(home / "reelgen.db") as db:
         db.execute(
@@ -97,6 +98,7 @@ def test_ten_thousand_videos_load_one_page_at_a_time(browser: Any, big_library: 
     # Pages of 24, only as many as fill the screen: never the whole library.
     assert 24 <= shown <= 72 and shown % 24 == 0
     assert cards.first.locator(".card-prompt").inner_text() == f"fox number {VIDEOS - 1}"  # newest first
+    assert "with sound" in cards.first.locator(".card-meta").inner_text()
 
     page.click("#more")
     expect(cards.nth(shown).locator(".card-prompt")).to_have_text(f"fox number {VIDEOS - 1 - shown}")

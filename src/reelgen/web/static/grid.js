@@ -103,6 +103,7 @@ export function videoCard(video, { gallery = false } = {}) {
     }
     const bits = [formatSize(v.size), formatAgo(v.created_at)];
     if (v.params && v.params.n > 1) bits.splice(1, 0, `${v.params.n} variations`);
+    if (v.has_audio) bits.splice(1, 0, "with sound");
     if (v.published_at) bits.push("published");
     else if (!gallery && v.review?.state === "pending") bits.push("in review");
     metaEl.textContent = bits.join(" · ");

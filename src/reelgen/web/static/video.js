@@ -55,6 +55,7 @@ function recipeRows(v) {
     ["Reference image", p.input_image ? "yes" : "none"],
     ["Created", formatDate(v.created_at)],
   ];
+  if (v.has_audio !== null && v.has_audio !== undefined) rows.push(["Sound", v.has_audio ? "yes (unmute to hear it)" : "none"]);
   if (v.completed_at) rows.push(["Finished", formatDate(v.completed_at)]);
   if (v.attempt > 1) rows.push(["Attempts", String(v.attempt)]);
   if (v.remixed_from_video_id) {
