@@ -30,10 +30,10 @@ from reelgen.engines.diffusers_engine import (
     DiffusersEngine,
     Preview,
     StepCallback,
-    cpu_generator,
     default_device,
     resolve_dtype,
     to_uint8_frames,
+    variation_generators,
 )
 from reelgen.engines.memory import ActivationProfile
 from reelgen.engines.previews import fit_rgb_projection, middle_frame_preview
@@ -110,7 +110,13 @@ class CogVideoXEngine(DiffusersEngine[CogVideoXPipeline]):
 
     # -- one job -----------------------------------------------------------------------------------------
 
+    batches_variations = True
+
     def run(self, request: StageRequest, sink: ProgressSink) -> VideoOutput:
+        return self._one_variation(request, sink)
+
+    def run_batch(self, request: StageRequest, sink: ProgressSink) -> list[VideoOutput]:
+        """`request.count` variations in one denoising pass, each with its own noise."""
         self.load()
         self._check_request(self.pipe, request)
         self._plan_memory(request)  # may reload the pipeline with more offloading
@@ -119,15 +125,16 @@ class CogVideoXEngine(DiffusersEngine[CogVideoXPipeline]):
 
         def call(on_step_end: StepCallback) -> torch.Tensor:
             return pipe(
-                prompt=params.prompt,
-                negative_prompt=params.negative_prompt or None,
+                # The pipeline fixes num_videos_per_prompt at 1: a batch is the prompt once per variation.
+                prompt=[params.prompt] * request.count,
+                negative_prompt=[params.negative_prompt] * request.count if params.negative_prompt else None,
                 height=params.size.height,
                 width=params.size.width,
                 num_frames=params.num_frames,
                 num_inference_steps=params.steps,
                 guidance_scale=params.guidance_scale,
                 use_dynamic_cfg=self.dynamic_cfg,
-                generator=cpu_generator(request.seed),
+                generator=variation_generators(request),
                 output_type="latent",
                 return_dict=False,
                 callback_on_step_end=on_step_end,
@@ -138,7 +145,7 @@ class CogVideoXEngine(DiffusersEngine[CogVideoXPipeline]):
         latents, stats = self._denoise(request, sink, call, self._preview)
         latents = _video_latents(pipe, latents, params.num_frames)
         generation = self._generation
-        return self._video_output(request, self._lazy_chunks(lambda: self._decode(latents, generation), stats), stats)
+        return self._batch_outputs(request, stats, lambda i: self._decode(latents[i : i + 1], generation))
 
     def _check_request(self, pipe: CogVideoXPipeline, request: StageRequest) -> None:
         """Refuse what the pipeline would reject late or silently round (sizes, frame counts)."""

@@ -20,6 +20,7 @@ import traceback
 from abc import abstractmethod
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
+from functools import partial
 from typing import Any, Generic, TypeVar
 
 import numpy as np
@@ -394,6 +395,25 @@ class DiffusersEngine(Engine, Generic[PipeT]):
             audio=audio,
         )
 
+    # -- variations in one pass (families with `batches_variations`) ------------------------------------
+
+    def _one_variation(self, request: StageRequest, sink: ProgressSink) -> VideoOutput:
+        """`run` of a family that batches: a single variation is a batch of one."""
+        if request.count != 1:
+            raise ValueError("run makes one variation; use run_batch for several")
+        return self.run_batch(request, sink)[0]
+
+    def _batch_outputs(
+        self, request: StageRequest, stats: dict[str, float], decode: Callable[[int], np.ndarray]
+    ) -> list[VideoOutput]:
+        """One VideoOutput per variation of a pass, each decoding its own clip (`decode(i)`) when it is read, one
+        after another (decode times are per clip)."""
+        outputs = []
+        for i in range(request.count):
+            own = dict(stats)
+            outputs.append(self._video_output(request, self._lazy_chunks(partial(decode, i), own), own))
+        return outputs
+
     def _check_current(self, generation: int) -> None:
         if self._pipe is None or generation != self._generation:
             raise RuntimeError("this engine ran another job (or unloaded) before this video was decoded")
@@ -426,3 +446,10 @@ def compile_repeated_blocks(pipe: Any, **options: Any) -> int:
 def cpu_generator(seed: int) -> torch.Generator:
     """Noise drawn on the CPU: the same seed gives the same video on any device."""
     return torch.Generator(device="cpu").manual_seed(seed)
+
+
+def variation_generators(request: StageRequest) -> torch.Generator | list[torch.Generator]:
+    """The pipeline's `generator` for a pass of `request.count` variations: one each (seed + i, the noise a call of
+    its own would draw; diffusers draws a batch's noise sample by sample from such a list), one alone."""
+    generators = [cpu_generator(seed) for seed in request.seeds]
+    return generators[0] if len(generators) == 1 else generators

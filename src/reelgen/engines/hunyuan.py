@@ -31,10 +31,10 @@ from reelgen.engines.diffusers_engine import (
     DiffusersEngine,
     Preview,
     StepCallback,
-    cpu_generator,
     default_device,
     resolve_dtype,
     to_uint8_frames,
+    variation_generators,
 )
 from reelgen.engines.memory import ActivationProfile
 from reelgen.engines.previews import fit_rgb_projection, middle_frame_preview
@@ -108,7 +108,13 @@ class HunyuanEngine(DiffusersEngine[HunyuanVideoPipeline]):
 
     # -- one job -----------------------------------------------------------------------------------------
 
+    batches_variations = True
+
     def run(self, request: StageRequest, sink: ProgressSink) -> VideoOutput:
+        return self._one_variation(request, sink)
+
+    def run_batch(self, request: StageRequest, sink: ProgressSink) -> list[VideoOutput]:
+        """`request.count` variations in one denoising pass (num_videos_per_prompt), each with its own noise."""
         self.load()
         self._check_request(self.pipe, request)
         self._plan_memory(request)  # may reload the pipeline with more offloading
@@ -123,7 +129,8 @@ class HunyuanEngine(DiffusersEngine[HunyuanVideoPipeline]):
                 num_frames=params.num_frames,
                 num_inference_steps=params.steps,
                 guidance_scale=params.guidance_scale,
-                generator=cpu_generator(request.seed),
+                num_videos_per_prompt=request.count,
+                generator=variation_generators(request),
                 output_type="latent",
                 return_dict=False,
                 callback_on_step_end=on_step_end,
@@ -133,7 +140,7 @@ class HunyuanEngine(DiffusersEngine[HunyuanVideoPipeline]):
 
         latents, stats = self._denoise(request, sink, call, self._preview)
         generation = self._generation
-        return self._video_output(request, self._lazy_chunks(lambda: self._decode(latents, generation), stats), stats)
+        return self._batch_outputs(request, stats, lambda i: self._decode(latents[i : i + 1], generation))
 
     def _check_request(self, pipe: HunyuanVideoPipeline, request: StageRequest) -> None:
         """Refuse what the pipeline would reject late, silently round or silently ignore."""

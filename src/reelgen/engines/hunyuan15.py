@@ -43,9 +43,9 @@ from reelgen.engines.diffusers_engine import (
     DiffusersEngine,
     Preview,
     StepCallback,
-    cpu_generator,
     default_device,
     resolve_dtype,
+    variation_generators,
 )
 from reelgen.engines.hunyuan import decode_scaled, fit_scaled_preview_projection
 from reelgen.engines.memory import ActivationProfile
@@ -102,7 +102,13 @@ class HunyuanVideo15Engine(DiffusersEngine[HunyuanVideo15Pipeline]):
 
     # -- one job -----------------------------------------------------------------------------------------
 
+    batches_variations = True
+
     def run(self, request: StageRequest, sink: ProgressSink) -> VideoOutput:
+        return self._one_variation(request, sink)
+
+    def run_batch(self, request: StageRequest, sink: ProgressSink) -> list[VideoOutput]:
+        """`request.count` variations in one denoising pass, each with its own noise."""
         self.load()
         self._check_request(self.pipe, request)
         self._plan_memory(request)  # may reload the pipeline with more offloading
@@ -112,20 +118,22 @@ class HunyuanVideo15Engine(DiffusersEngine[HunyuanVideo15Pipeline]):
         def call(on_step_end: StepCallback) -> torch.Tensor:
             with _guidance_scale(pipe, params.guidance_scale), _reported_steps(pipe, on_step_end):
                 return pipe(
-                    prompt=params.prompt,
-                    negative_prompt=params.negative_prompt or None,
+                    # diffusers 0.42's num_videos_per_prompt leaves the text attention mask at batch 1 (the
+                    # transformer fails): a batch is the prompt once per variation.
+                    prompt=[params.prompt] * request.count,
+                    negative_prompt=[params.negative_prompt] * request.count if params.negative_prompt else None,
                     height=params.size.height,
                     width=params.size.width,
                     num_frames=params.num_frames,
                     num_inference_steps=params.steps,
-                    generator=cpu_generator(request.seed),
+                    generator=variation_generators(request),
                     output_type="latent",
                     return_dict=False,
                 )[0]
 
         latents, stats = self._denoise(request, sink, call, self._preview)
         generation = self._generation
-        return self._video_output(request, self._lazy_chunks(lambda: self._decode(latents, generation), stats), stats)
+        return self._batch_outputs(request, stats, lambda i: self._decode(latents[i : i + 1], generation))
 
     def _check_request(self, pipe: HunyuanVideo15Pipeline, request: StageRequest) -> None:
         """Refuse what the pipeline would reject late, silently round or cannot do."""

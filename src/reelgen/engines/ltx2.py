@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -142,7 +143,15 @@ class LTX2Engine(DiffusersEngine[LTX2Pipeline]):
 
     # -- one job -----------------------------------------------------------------------------------------
 
+    batches_variations = True
+
     def run(self, request: StageRequest, sink: ProgressSink) -> VideoOutput:
+        return self._one_variation(request, sink)
+
+    def run_batch(self, request: StageRequest, sink: ProgressSink) -> list[VideoOutput]:
+        """`request.count` variations in one denoising pass: each its own generator (seed + i: the noise, sound
+        noise and decode noise a call of its own would draw) through num_videos_per_prompt; each clip's sound is
+        decoded at once, its frames when the worker reads them, one clip after another."""
         self.load()
         self._check_request(self.pipe, request)
         self._plan_memory(request)  # may reload the pipeline with more offloading
@@ -150,8 +159,8 @@ class LTX2Engine(DiffusersEngine[LTX2Pipeline]):
         assert image_pipe is not None
         params = request.params
         latent_shape = _latent_shape(pipe, params.num_frames, params.size.height, params.size.width)
-        # The same generator then draws the decode noise, exactly as the pipeline would after its last step.
-        generator = cpu_generator(request.seed)
+        # The same generators then draw the decode noise, exactly as the pipeline would after its last step.
+        generators = [cpu_generator(seed) for seed in request.seeds]  # the list variation_generators makes
 
         def call(on_step_end: StepCallback) -> tuple[torch.Tensor, torch.Tensor]:
             arguments: dict[str, Any] = {
@@ -165,7 +174,8 @@ class LTX2Engine(DiffusersEngine[LTX2Pipeline]):
                 "frame_rate": float(params.fps),
                 "num_inference_steps": params.steps,
                 "guidance_scale": params.guidance_scale,
-                "generator": generator,
+                "num_videos_per_prompt": request.count,
+                "generator": generators[0] if request.count == 1 else generators,
                 "output_type": "latent",
                 "return_dict": False,
                 "callback_on_step_end": on_step_end,
@@ -182,12 +192,17 @@ class LTX2Engine(DiffusersEngine[LTX2Pipeline]):
         (latents, audio_latents), stats = self._denoise(
             request, sink, call, lambda packed: self._preview(packed, latent_shape)
         )
-        started = time.perf_counter()
-        audio = self._decode_audio(audio_latents)
-        stats["audio_decode_seconds"] = time.perf_counter() - started
         generation = self._generation
-        chunks = self._lazy_chunks(lambda: self._decode(latents, generator, generation), stats)
-        return self._video_output(request, chunks, stats, audio=audio)
+        outputs = []
+        for i, generator in enumerate(generators):
+            own = dict(stats)  # decode times are per clip
+            started = time.perf_counter()
+            audio = self._decode_audio(audio_latents[i : i + 1])
+            own["audio_decode_seconds"] = time.perf_counter() - started
+            clip = latents[i : i + 1]
+            chunks = self._lazy_chunks(partial(self._decode, clip, generator, generation), own)
+            outputs.append(self._video_output(request, chunks, own, audio=audio))
+        return outputs
 
     def _check_request(self, pipe: LTX2Pipeline, request: StageRequest) -> None:
         """Refuse what the pipeline would reject late or silently round (sizes, frame counts)."""

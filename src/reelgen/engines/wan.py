@@ -39,10 +39,10 @@ from reelgen.engines.diffusers_engine import (
     FRAMES_PER_CHUNK,
     DiffusersEngine,
     StepCallback,
-    cpu_generator,
     default_device,
     resolve_dtype,
     to_uint8_frames,
+    variation_generators,
 )
 from reelgen.engines.memory import ActivationProfile
 from reelgen.engines.previews import Preview, fit_rgb_projection, middle_frame_preview
@@ -188,9 +188,7 @@ class WanEngine(DiffusersEngine[AnyWanPipeline]):
     batches_variations = True
 
     def run(self, request: StageRequest, sink: ProgressSink) -> VideoOutput:
-        if request.count != 1:
-            raise ValueError("run makes one variation; use run_batch for several")
-        return self.run_batch(request, sink)[0]
+        return self._one_variation(request, sink)
 
     def run_batch(self, request: StageRequest, sink: ProgressSink) -> list[VideoOutput]:
         """`request.count` variations in one denoising pass: each its own generator (seed + i, the noise a call
@@ -218,9 +216,7 @@ class WanEngine(DiffusersEngine[AnyWanPipeline]):
                 num_inference_steps=params.steps,
                 guidance_scale=params.guidance_scale,
                 num_videos_per_prompt=request.count,
-                generator=cpu_generator(request.seed)
-                if request.count == 1
-                else [cpu_generator(seed) for seed in request.seeds],
+                generator=variation_generators(request),
                 output_type="latent",
                 return_dict=False,
                 callback_on_step_end=on_step_end,
