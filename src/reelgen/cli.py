@@ -39,8 +39,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--threads", type=int, default=1, help="worker threads in this process")
     p.add_argument(
         "--context-parallel",
-        choices=("ulysses", "ring"),
-        help="split each video across the GPUs of a torchrun job (torchrun --nproc-per-node N -m reelgen worker ...)",
+        choices=("ulysses", "ring", "cfg"),
+        help="split each video across the GPUs of a torchrun job (torchrun --nproc-per-node N -m reelgen worker ...): "
+        "its tokens (ulysses, ring) or its two guidance passes (cfg, 2 GPUs)",
     )
 
     sub.add_parser("models", help="list models and whether each can run here")

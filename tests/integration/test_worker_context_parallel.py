@@ -1,5 +1,6 @@
-"""A context-parallel worker: `torchrun --nproc-per-node 2 -m reelgen worker --context-parallel ulysses`, two
-real CPU processes on gloo splitting each video's transformer, against a real database and storage."""
+"""A context-parallel worker: `torchrun --nproc-per-node 2 -m reelgen worker --context-parallel ulysses|cfg`, two
+real CPU processes on gloo splitting each video's transformer (its tokens, or its two guidance passes), against a
+real database and storage."""
 
 from __future__ import annotations
 
@@ -37,7 +38,8 @@ def single_process_frames(tmp_path: Path, params) -> np.ndarray:  # type: ignore
 
 
 @pytest.mark.slow
-def test_two_ranks_make_the_single_process_video_and_stop_together_on_cancel(tmp_path: Path) -> None:
+@pytest.mark.parametrize("kind", ["ulysses", "cfg"])
+def test_two_ranks_make_the_single_process_video_and_stop_together_on_cancel(tmp_path: Path, kind: str) -> None:
     url = f"sqlite:///{tmp_path / 'reelgen.db'}"
     env = {k: v for k, v in os.environ.items() if not k.startswith("REELGEN_")}
     env.update(
@@ -54,7 +56,7 @@ def test_two_ranks_make_the_single_process_video_and_stop_together_on_cancel(tmp
     log = open(tmp_path / "torchrun.log", "wb")  # noqa: SIM115
     torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2"]
     proc = subprocess.Popen(
-        [*torchrun, "-m", "reelgen", "worker", "--context-parallel", "ulysses"],
+        [*torchrun, "-m", "reelgen", "worker", "--context-parallel", kind],
         env=env,
         stdout=log,
         stderr=subprocess.STDOUT,
@@ -64,7 +66,8 @@ def test_two_ranks_make_the_single_process_video_and_stop_together_on_cancel(tmp
         done = wait_for(lambda: (j := store.get(first.id)) and j.status.terminal and j, 240, "the first job")
         assert done.status is JobStatus.COMPLETED, (done, (tmp_path / "torchrun.log").read_text()[-3000:])
         split = decode_frames(artifacts.local_path(done.artifact.video_key))
-        # Ulysses attention is exact: each rank computes whole attention for half the heads.
+        # Ulysses attention is exact: each rank computes whole attention for half the heads. CFG parallel on Wan
+        # is too: each rank runs one of the two guidance passes on the same inputs.
         assert np.array_equal(split, single_process_frames(tmp_path, tiny(steps=3, seed=7)))
 
         # Cancel a long job mid-run: rank 0's sink stops it, both ranks leave the pipeline at the same step,
@@ -86,6 +89,10 @@ def test_two_ranks_make_the_single_process_video_and_stop_together_on_cancel(tmp
                 os.killpg(proc.pid, signal.SIGKILL)
             store.close()
     text = (tmp_path / "torchrun.log").read_text()
-    assert "context-parallel worker: ulysses over 2 ranks" in text, text[-3000:]
+    assert f"context-parallel worker: {kind} over 2 ranks" in text, text[-3000:]
     # Each rank loaded the model once and split its transformer (the same model for all three jobs).
-    assert text.count("WanTransformer3DModel split ulysses-wise over 2 ranks") == 2, text[-3000:]
+    split = {
+        "ulysses": "WanTransformer3DModel split ulysses-wise over 2 ranks",
+        "cfg": "WanTransformer3DModel runs its guidance passes on 2 ranks (CFG parallel)",
+    }[kind]
+    assert text.count(split) == 2, text[-3000:]

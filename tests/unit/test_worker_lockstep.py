@@ -43,10 +43,16 @@ def test_the_option_is_checked() -> None:
         ContextParallel("pipeline", 2)
     with pytest.raises(ValueError, match="at least 2"):
         ContextParallel("ulysses", 1)
+    with pytest.raises(ValueError, match="on 2 ranks, not 4"):
+        ContextParallel("cfg", 4)
 
 
 def test_a_family_without_a_diffusers_plan_is_refused_by_name() -> None:
     from reelgen.engines.tiny_cogvideox import build_tiny_cogvideox_pipeline
 
     with pytest.raises(ValueError, match="CogVideoXTransformer3DModel has no context-parallel plan"):
-        enable_context_parallel(build_tiny_cogvideox_pipeline(), ContextParallel("ulysses", 2))
+        enable_context_parallel(build_tiny_cogvideox_pipeline(), ContextParallel("ulysses", 2), "cogvideox")
+    from reelgen.engines.tiny_hunyuan import build_tiny_hunyuan_pipeline
+
+    with pytest.raises(ValueError, match="'hunyuan' models cannot use it"):
+        enable_context_parallel(build_tiny_hunyuan_pipeline(), ContextParallel("cfg", 2), "hunyuan")

@@ -210,7 +210,7 @@ class DiffusersEngine(Engine, Generic[PipeT]):
                 pipe.vae.to("cpu")
             apply_placement(pipe, self._placement, self.device)
             if self.context_parallel is not None:
-                enable_context_parallel(pipe, self.context_parallel)
+                enable_context_parallel(pipe, self.context_parallel, self.spec.family)
             if self.compile_blocks:
                 compile_repeated_blocks(pipe, **self.compile_options)
             if self._placement == "none":

@@ -1,5 +1,6 @@
-"""Context parallelism: one video's transformer split across the GPUs of a torchrun job, through diffusers'
-``ContextParallelConfig`` (``ModelMixin.enable_parallelism``).
+"""Several GPUs for one video: context parallelism (one video's transformer split across the GPUs of a torchrun
+job, through diffusers' ``ContextParallelConfig``) or CFG parallelism (the guided and unguided passes of each
+step on two GPUs at once).
 
 Every rank holds the whole pipeline and makes the same call with the same inputs; inside the transformer the
 token sequence is split across ranks. Ulysses attention exchanges heads with an all-to-all (each rank computes
@@ -8,6 +9,16 @@ chunks around and merges partial results with their log-sum-exp (diffusers needs
 returns it: flash / ``_native_cudnn`` / sage on CUDA, not the plain SDPA one). Which families can: those whose
 diffusers transformer carries a context-parallel plan (``_cp_plan``): Wan 2.1/2.2 and LTX-Video in diffusers
 0.42. The worker side (who claims jobs, how the ranks stay in step) is ``reelgen.worker.lockstep``.
+
+CFG parallelism (kind ``cfg``, two ranks) needs no plan from diffusers: classifier-free guidance runs the
+transformer twice a step, once with the prompt and once with the negative prompt, and the two passes do not
+depend on each other. ``_CfgSplit`` is a diffusers model hook that reads which pass a call is from the
+``cache_context`` the pipelines name their calls with: a ``cond_uncond`` call (LTX-Video, LTX-2, CogVideoX
+batch both passes) is split in two halves of the batch, one per rank; a ``cond`` call (Wan calls the passes one
+after the other) is computed on rank 0 while rank 1 computes the ``uncond`` pass the pipeline will ask for next,
+with the negative prompt's embeddings it saw on the first step; the ``uncond`` call then returns that result. The
+ranks exchange their outputs with one all-gather, so both hold the same numbers as one GPU would (the same
+kernels on the same inputs) and their latents never diverge.
 """
 
 from __future__ import annotations
@@ -20,7 +31,10 @@ from typing import Any
 
 import torch
 
-CONTEXT_PARALLEL_KINDS = ("ulysses", "ring")
+CONTEXT_PARALLEL_KINDS = ("ulysses", "ring", "cfg")
+# Families whose pipelines name their guidance passes as _CfgSplit reads them (HunyuanVideo is guidance-distilled:
+# one pass a step, nothing to split; HunyuanVideo 1.5's guider names its passes otherwise).
+CFG_PARALLEL_FAMILIES = ("wan", "ltx", "ltx2", "cogvideox")
 TRANSFORMER_COMPONENTS = ("transformer", "transformer_2")
 
 log = logging.getLogger("reelgen.engines")
@@ -38,14 +52,27 @@ class ContextParallel:
             raise ValueError(f"context parallel kind must be one of {CONTEXT_PARALLEL_KINDS}, not {self.kind!r}")
         if self.degree < 2:
             raise ValueError(f"context parallel needs at least 2 ranks, not {self.degree}")
+        if self.kind == "cfg" and self.degree != 2:
+            raise ValueError(f"CFG parallel runs the two guidance passes on 2 ranks, not {self.degree}")
 
 
-def enable_context_parallel(pipe: Any, cp: ContextParallel) -> None:
+def enable_context_parallel(pipe: Any, cp: ContextParallel, family: str) -> None:
     """Split the pipeline's transformer(s) across the ranks of the default process group. Raises ValueError,
-    before touching anything, when a transformer has no context-parallel plan in diffusers."""
+    before touching anything, when a transformer has no context-parallel plan in diffusers (or, for CFG
+    parallelism, when the family's guidance passes cannot be split)."""
     from diffusers import ContextParallelConfig
 
     models = [getattr(pipe, name) for name in TRANSFORMER_COMPONENTS if getattr(pipe, name, None) is not None]
+    if cp.kind == "cfg":
+        if family not in CFG_PARALLEL_FAMILIES:
+            raise ValueError(
+                f"CFG parallel splits the two guidance passes of Wan, LTX-Video, LTX-2 and CogVideoX; {family!r} "
+                "models cannot use it: run this model on a worker without --context-parallel cfg"
+            )
+        for model in models:
+            _add_cfg_split(model)
+            log.info("%s runs its guidance passes on 2 ranks (CFG parallel)", type(model).__name__)
+        return
     for model in models:
         if getattr(model, "_cp_plan", None) is None:
             raise ValueError(
@@ -77,3 +104,138 @@ def _a_device_per_rank() -> Iterator[None]:
         yield
     finally:
         torch.accelerator.device_count = count  # type: ignore[assignment]
+
+
+# -- CFG parallelism ----------------------------------------------------------------------------------------
+
+CFG_HOOK = "reelgen_cfg_parallel"
+
+
+def _add_cfg_split(model: Any) -> None:
+    from diffusers.hooks import HookRegistry
+
+    registry = HookRegistry.check_if_exists_or_initialize(model)
+    if CFG_HOOK not in registry.hooks:
+        registry.register_hook(_cfg_split_hook(), CFG_HOOK)
+
+
+def _cfg_split_hook() -> Any:
+    """Built on first use: diffusers' hook classes import torch-heavy modules."""
+    import torch.distributed as dist
+    from diffusers.hooks.hooks import BaseState, ModelHook, StateManager
+
+    class _NoState(BaseState):
+        def reset(self, *args: Any, **kwargs: Any) -> None:
+            pass
+
+    class _CfgSplit(ModelHook):
+        _is_stateful = True  # so the pipelines' cache_context reaches `calls`
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.calls = StateManager(_NoState)  # type: ignore[arg-type]  # diffusers annotates an instance
+            self.rank = dist.get_rank()
+            # Wan-style pipelines: the embeddings of the last job's two passes, and the unguided result rank 1
+            # computed during the guided call, for the unguided call that follows it.
+            self.cond: torch.Tensor | None = None
+            self.uncond: torch.Tensor | None = None
+            self.ahead: tuple[torch.Tensor, torch.Tensor, Any] | None = None
+
+        def new_forward(self, module: torch.nn.Module, *args: Any, **kwargs: Any) -> Any:
+            context = self.calls._context
+            name = context.name if context is not None else None
+            if name == "cond_uncond":
+                return self._split_batch(args, kwargs)
+            if name == "cond":
+                return self._guided(args, kwargs)
+            if name == "uncond":
+                return self._unguided(args, kwargs)
+            return self._compute(*args, **kwargs)
+
+        def _compute(self, *args: Any, **kwargs: Any) -> Any:
+            forward: Any = self.fn_ref.original_forward  # the transformer's own forward
+            return forward(*args, **kwargs)
+
+        def reset_state(self, module: torch.nn.Module) -> torch.nn.Module:
+            self.cond = self.uncond = self.ahead = None
+            return module
+
+        def _split_batch(self, args: tuple, kwargs: dict[str, Any]) -> Any:
+            """Each rank runs its half of a batch that holds the unguided then the guided pass."""
+            full = kwargs["hidden_states"].shape[0] if "hidden_states" in kwargs else args[0].shape[0]
+            if full % 2:
+                return self._compute(*args, **kwargs)
+            half = full // 2
+
+            def mine(value: Any) -> Any:
+                if isinstance(value, torch.Tensor) and value.ndim > 0 and value.shape[0] == full:
+                    return value[self.rank * half : (self.rank + 1) * half]
+                return value
+
+            output = self._compute(*map(mine, args), **{k: mine(v) for k, v in kwargs.items()})
+            return _map_tensors(output, lambda part: torch.cat(_gather(part), dim=0))
+
+        def _guided(self, args: tuple, kwargs: dict[str, Any]) -> Any:
+            text = kwargs.get("encoder_hidden_states")
+            known = (
+                self.cond is not None
+                and self.uncond is not None
+                and text is not None
+                and text.shape == self.cond.shape
+                and torch.equal(text, self.cond)
+            )
+            if not known:  # the first step of a job: both ranks run both passes and learn the embeddings
+                self.cond, self.uncond, self.ahead = text, None, None
+                return self._compute(*args, **kwargs)
+            own = kwargs if self.rank == 0 else {**kwargs, "encoder_hidden_states": self.uncond}
+            output = self._compute(*args, **own)
+            guided, unguided = _gather(_first_tensor(output))
+            self.ahead = (kwargs["hidden_states"], kwargs["timestep"], _replace_first_tensor(output, unguided))
+            return _replace_first_tensor(output, guided)
+
+        def _unguided(self, args: tuple, kwargs: dict[str, Any]) -> Any:
+            ahead, self.ahead = self.ahead, None
+            text = kwargs.get("encoder_hidden_states")
+            if (
+                ahead is not None
+                and ahead[0] is kwargs.get("hidden_states")
+                and ahead[1] is kwargs.get("timestep")
+                and text is not None
+                and self.uncond is not None
+                and text.shape == self.uncond.shape
+                and torch.equal(text, self.uncond)
+            ):
+                return ahead[2]
+            # The first step of a job (or another negative prompt than last time's): compute, and remember it.
+            self.uncond = text
+            return self._compute(*args, **kwargs)
+
+    return _CfgSplit()
+
+
+def _gather(part: torch.Tensor) -> list[torch.Tensor]:
+    """Every rank's `part` (same shape on each), in rank order."""
+    import torch.distributed as dist
+
+    parts = [torch.empty_like(part) for _ in range(dist.get_world_size())]
+    dist.all_gather(parts, part.contiguous())
+    return parts
+
+
+def _map_tensors(output: Any, fn: Any) -> Any:
+    """`fn` applied to each tensor of a transformer's output (the pipelines call with return_dict=False)."""
+    if isinstance(output, torch.Tensor):
+        return fn(output)
+    if isinstance(output, tuple):
+        return tuple(_map_tensors(item, fn) for item in output)
+    if output is None:
+        return None
+    raise TypeError(f"CFG parallel cannot gather a transformer output of type {type(output).__name__}")
+
+
+def _first_tensor(output: Any) -> torch.Tensor:
+    return output if isinstance(output, torch.Tensor) else output[0]
+
+
+def _replace_first_tensor(output: Any, tensor: torch.Tensor) -> Any:
+    return tensor if isinstance(output, torch.Tensor) else (tensor, *output[1:])
