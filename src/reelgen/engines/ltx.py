@@ -180,7 +180,7 @@ class LTXEngine(DiffusersEngine[LTXPipeline]):
         pipe, image_pipe = self.pipe, self._image_pipe
         assert image_pipe is not None
         params = request.params
-        latent_shape = _latent_shape(pipe, params.num_frames, params.size.height, params.size.width)
+        shape = latent_shape(pipe, params.num_frames, params.size.height, params.size.width)
         # The same generator then draws the decode noise, exactly as the pipeline would after its last step.
         generator = cpu_generator(request.seed)
 
@@ -194,7 +194,7 @@ class LTXEngine(DiffusersEngine[LTXPipeline]):
                 return image_pipe(image=image, **common)[0]
             return pipe(**common)[0]
 
-        packed, stats = self._denoise(request, sink, call, lambda latents: self._preview(latents, latent_shape))
+        packed, stats = self._denoise(request, sink, call, lambda latents: self._preview(latents, shape))
         generation = self._generation
         return self._video_output(
             request, self._lazy_chunks(lambda: self._decode(packed, request, generator, generation), stats), stats
@@ -235,7 +235,7 @@ class LTXEngine(DiffusersEngine[LTXPipeline]):
         params = request.params
         generator = cpu_generator(request.seed)
         video: list[Any] = [PIL.Image.fromarray(np.ascontiguousarray(frame), mode="RGB") for frame in frames]
-        latent_shape = _latent_shape(self.pipe, params.num_frames, params.size.height, params.size.width)
+        shape = latent_shape(self.pipe, params.num_frames, params.size.height, params.size.width)
 
         def call(on_step_end: StepCallback) -> torch.Tensor:
             low = upsampler(
@@ -249,7 +249,7 @@ class LTXEngine(DiffusersEngine[LTXPipeline]):
             common = self._call_arguments(params, generator, on_step_end)
             return refiner(latents=low, denoise_strength=self.refine_strength, **common)[0]
 
-        latents, stats = self._denoise(request, sink, call, lambda packed: self._preview(packed, latent_shape))
+        latents, stats = self._denoise(request, sink, call, lambda packed: self._preview(packed, shape))
         generation = self._generation
         return self._video_output(
             request, self._lazy_chunks(lambda: self._decode(latents, request, generator, generation), stats), stats
@@ -307,15 +307,8 @@ class LTXEngine(DiffusersEngine[LTXPipeline]):
 
     # -- previews ----------------------------------------------------------------------------------------
 
-    def _preview(self, packed: torch.Tensor, latent_shape: tuple[int, int, int]) -> Preview:
-        """LTX's latents are packed into tokens: unpack the first video, then its middle frame."""
-        pipe = self._pipe
-        assert pipe is not None
-        frames, height, width = latent_shape
-        latents = pipe._unpack_latents(
-            packed[:1], frames, height, width, pipe.transformer_spatial_patch_size, pipe.transformer_temporal_patch_size
-        )
-        return middle_frame_preview(latents, self._preview_projection, max_upscale=8)
+    def _preview(self, packed: torch.Tensor, shape: tuple[int, int, int]) -> Preview:
+        return packed_preview(self.pipe, packed, shape, self._preview_projection)
 
     # -- decoding ----------------------------------------------------------------------------------------
 
@@ -333,7 +326,7 @@ class LTXEngine(DiffusersEngine[LTXPipeline]):
         if latents.ndim == 3:
             latents = pipe._unpack_latents(
                 packed,
-                *_latent_shape(pipe, params.num_frames, params.size.height, params.size.width),
+                *latent_shape(pipe, params.num_frames, params.size.height, params.size.width),
                 pipe.transformer_spatial_patch_size,
                 pipe.transformer_temporal_patch_size,
             )
@@ -351,13 +344,24 @@ class LTXEngine(DiffusersEngine[LTXPipeline]):
         return to_uint8_frames(video)
 
 
-def _latent_shape(pipe: LTXPipeline, num_frames: int, height: int, width: int) -> tuple[int, int, int]:
-    """(frames, height, width) of the latent video, as LTXPipeline computes them."""
+def latent_shape(pipe: Any, num_frames: int, height: int, width: int) -> tuple[int, int, int]:
+    """(frames, height, width) of the latent video, as LTXPipeline (and LTX2Pipeline) compute them."""
     return (
         (num_frames - 1) // pipe.vae_temporal_compression_ratio + 1,
         height // pipe.vae_spatial_compression_ratio,
         width // pipe.vae_spatial_compression_ratio,
     )
+
+
+def packed_preview(
+    pipe: Any, packed: torch.Tensor, shape: tuple[int, int, int], projection: torch.Tensor | None
+) -> Preview:
+    """LTX's (and LTX-2's) latents are packed into tokens: unpack the first video, then its middle frame."""
+    frames, height, width = shape
+    latents = pipe._unpack_latents(
+        packed[:1], frames, height, width, pipe.transformer_spatial_patch_size, pipe.transformer_temporal_patch_size
+    )
+    return middle_frame_preview(latents, projection, max_upscale=8)
 
 
 @torch.no_grad()

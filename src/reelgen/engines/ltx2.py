@@ -47,9 +47,9 @@ from reelgen.engines.diffusers_engine import (
     resolve_dtype,
     to_uint8_frames,
 )
-from reelgen.engines.ltx import fit_ltx_preview_projection
+from reelgen.engines.ltx import fit_ltx_preview_projection, latent_shape, packed_preview
 from reelgen.engines.memory import ActivationProfile
-from reelgen.engines.previews import Preview, middle_frame_preview
+from reelgen.engines.previews import Preview
 from reelgen.engines.weights import require_weights
 
 # LTX-2's prompts are encoded at up to 1024 Gemma tokens (the pipeline's default).
@@ -158,7 +158,7 @@ class LTX2Engine(DiffusersEngine[LTX2Pipeline]):
         pipe, image_pipe = self.pipe, self._image_pipe
         assert image_pipe is not None
         params = request.params
-        latent_shape = _latent_shape(pipe, params.num_frames, params.size.height, params.size.width)
+        shape = latent_shape(pipe, params.num_frames, params.size.height, params.size.width)
         # The same generators then draw the decode noise, exactly as the pipeline would after its last step.
         generators = [cpu_generator(seed) for seed in request.seeds]  # the list variation_generators makes
 
@@ -190,7 +190,7 @@ class LTX2Engine(DiffusersEngine[LTX2Pipeline]):
             return video, audio
 
         (latents, audio_latents), stats = self._denoise(
-            request, sink, call, lambda packed: self._preview(packed, latent_shape)
+            request, sink, call, lambda packed: self._preview(packed, shape)
         )
         generation = self._generation
         outputs = []
@@ -212,14 +212,8 @@ class LTX2Engine(DiffusersEngine[LTX2Pipeline]):
 
     # -- previews and decoding ---------------------------------------------------------------------------
 
-    def _preview(self, packed: torch.Tensor, latent_shape: tuple[int, int, int]) -> Preview:
-        """The video latents are packed into tokens: unpack the first video, then its middle frame."""
-        pipe = self.pipe
-        frames, height, width = latent_shape
-        latents = pipe._unpack_latents(
-            packed[:1], frames, height, width, pipe.transformer_spatial_patch_size, pipe.transformer_temporal_patch_size
-        )
-        return middle_frame_preview(latents, self._preview_projection, max_upscale=8)
+    def _preview(self, packed: torch.Tensor, shape: tuple[int, int, int]) -> Preview:
+        return packed_preview(self.pipe, packed, shape, self._preview_projection)
 
     @torch.no_grad()
     def _decode_audio(self, audio_latents: torch.Tensor) -> AudioTrack:
@@ -252,15 +246,6 @@ class LTX2Engine(DiffusersEngine[LTX2Pipeline]):
             latents = (1 - scale) * latents + scale * noise
         video = vae.decode(latents.to(vae.dtype), timestep, return_dict=False)[0]
         return to_uint8_frames(video)
-
-
-def _latent_shape(pipe: LTX2Pipeline, num_frames: int, height: int, width: int) -> tuple[int, int, int]:
-    """(frames, height, width) of the latent video, as LTX2Pipeline computes them."""
-    return (
-        (num_frames - 1) // pipe.vae_temporal_compression_ratio + 1,
-        height // pipe.vae_spatial_compression_ratio,
-        width // pipe.vae_spatial_compression_ratio,
-    )
 
 
 class _NamedSecondStream(TransformerBlockMetadata):
