@@ -71,8 +71,14 @@ def test_every_family_is_registered_with_a_repo_and_a_gpu() -> None:
         "ltx-video-0.9.7-distilled",
         "ltx-2",
         "hunyuanvideo",
+        "hunyuanvideo1.5-t2v-480p",
+        "hunyuanvideo1.5-t2v-720p",
+        "hunyuanvideo1.5-i2v-480p",
+        "hunyuanvideo1.5-i2v-720p",
         "cogvideox-5b",
         "cogvideox1.5-5b",
+        "cogvideox-5b-i2v",
+        "cogvideox1.5-5b-i2v",
     ]:
         assert model_id in ids, model_id
     for spec, factory, options in OPEN_MODELS:
@@ -108,6 +114,8 @@ def test_trained_lengths_and_rates() -> None:
     assert frames["ltx-video-0.9.1"] == (121, 24)
     assert frames["cogvideox-5b"] == (49, 8)
     assert frames["cogvideox1.5-5b"] == (81, 16)
+    assert frames["cogvideox-5b-i2v"] == (49, 8)
+    assert frames["cogvideox1.5-5b-i2v"] == (81, 16)
     hunyuan = registry.get_spec("hunyuanvideo")
     assert hunyuan.num_frames(hunyuan.max_seconds) == 129
 
@@ -115,7 +123,15 @@ def test_trained_lengths_and_rates() -> None:
 def test_image_only_checkpoints_need_an_image_at_validation() -> None:
     by_id = {s.id: s for s, _, _ in OPEN_MODELS}
     needs = {s.id for s in by_id.values() if s.requires_image}
-    assert needs == {"wan2.1-i2v-14b-480p", "wan2.1-i2v-14b-720p", "wan2.2-i2v-a14b"}
+    assert needs == {
+        "wan2.1-i2v-14b-480p",
+        "wan2.1-i2v-14b-720p",
+        "wan2.2-i2v-a14b",
+        "hunyuanvideo1.5-i2v-480p",
+        "hunyuanvideo1.5-i2v-720p",
+        "cogvideox-5b-i2v",
+        "cogvideox1.5-5b-i2v",
+    }
     limits = ParamLimits()
     with pytest.raises(InvalidParams) as err:
         validate_params(by_id["wan2.1-i2v-14b-480p"], limits, prompt="a cat")
@@ -220,6 +236,8 @@ def test_engine_factories_fail_before_loading_anything(hf_cache: Path, monkeypat
         ("hunyuanvideo", "hunyuanvideo-community/HunyuanVideo"),
         ("cogvideox-5b", "THUDM/CogVideoX-5b"),
         ("cogvideox1.5-5b", "THUDM/CogVideoX1.5-5B"),
+        ("cogvideox-5b-i2v", "THUDM/CogVideoX-5b-I2V"),
+        ("hunyuanvideo1.5-i2v-480p", "hunyuanvideo-community/HunyuanVideo-1.5-Diffusers-480p_i2v"),
     ]:
         with pytest.raises(WeightsNotFound, match=re.escape(f"hf download {repo}")):
             registry.create_engine(model_id, device="cpu")

@@ -9,8 +9,9 @@ Where the numbers come from (diffusers 0.42 source, pipelines/*, and the model c
 - sizes: the resolutions each checkpoint was trained at. Wan 2.1/2.2 A14B: 832x480 (480p) and 1280x720
   (720p); Wan 2.2 TI2V 5B: 1280x704 (its VAE compresses 16x and the transformer patchifies 2x2, so sides are
   multiples of 32); LTX-Video: multiples of 32, trained up to 1216x704; LTX-2: multiples of 32, up to 1080p;
-  HunyuanVideo: 1280x720 and 960x544; HunyuanVideo 1.5: 848x480 (480p) and 1280x720 (720p); CogVideoX 5B:
-  720x480 only; CogVideoX 1.5: 1360x768.
+  HunyuanVideo: 1280x720 and 960x544; HunyuanVideo 1.5: 848x480 (480p) and 1280x720 (720p), its image-to-video
+  checkpoints the size buckets their pipeline picks from the image (below); CogVideoX 5B: 720x480 only (its I2V
+  checkpoint: 720x480 and 49 frames only, a learned position table); CogVideoX 1.5: 1360x768.
 - frame rules: the VAEs compress time 4x (Wan, Hunyuan, CogVideoX: 4k+1 frames) or 8x (LTX, LTX-2: 8k+1),
   keeping the first frame on its own. Maxima are the trained lengths: Wan 81 (2.2 5B: 121), LTX 257, Hunyuan
   129, CogVideoX 49 (1.5: 81).
@@ -67,7 +68,16 @@ HUNYUAN_WEIGHTS = Footprint(transformer_gb=25.6, text_encoder_gb=16.3, vae_gb=0.
 # 0.42's classes at their default (released) configs and of Qwen2.5-VL-7B's text config, not of the downloaded
 # files, which were not reachable from here.
 HUNYUAN15_WEIGHTS = Footprint(transformer_gb=16.7, text_encoder_gb=14.6, vae_gb=2.5, hidden=2048)
+# HunyuanVideo 1.5 I2V: the same transformer and encoders, plus a SigLIP vision encoder. The pipeline expects 729
+# image tokens of 1152 features (27x27 patches of 14 px at 384 px: SigLIP so400m-patch14-384, 0.43B parameters
+# with diffusers 0.42's transformers classes at that config); not measured on the downloaded files.
+HUNYUAN15_I2V_WEIGHTS = Footprint(
+    transformer_gb=16.7, text_encoder_gb=14.6, vae_gb=2.5, hidden=2048, image_encoder_gb=0.9
+)
 COGVIDEOX_WEIGHTS = Footprint(transformer_gb=11.1, text_encoder_gb=9.5, vae_gb=0.4, hidden=3072)
+# CogVideoX-5b-I2V: the 5B transformer with twice the input channels and a learned position table (0.05B values);
+# 1.5 I2V's extra input channels and ofs embedding add less than 0.01B parameters, so it keeps the 5B figure.
+COGVIDEOX_I2V_WEIGHTS = Footprint(transformer_gb=11.3, text_encoder_gb=9.5, vae_gb=0.4, hidden=3072)
 
 
 def _both(width: int, height: int) -> tuple[Size, Size]:
@@ -375,6 +385,43 @@ def _hunyuan15_t2v(resolution: str, width: int, height: int) -> ModelSpec:
 HUNYUAN15_T2V_480P = _hunyuan15_t2v("480p", 848, 480)
 HUNYUAN15_T2V_720P = _hunyuan15_t2v("720p", 1280, 720)
 
+# The image-to-video checkpoints (hunyuanvideo-community/HunyuanVideo-1.5-Diffusers-{480p,720p}_i2v; diffusers'
+# docstring example, same settings as text to video: 121 frames, 50 steps, the guider's 6.0, 24 fps). Their pipeline
+# takes no size: it centre-crops the image to the bucket (multiples of 16 around the transformer's target_size: 640
+# at 480p, 960 at 720p) nearest its aspect ratio. The sizes are buckets that come out for an image of their own
+# shape: landscape, square and portrait. Not 480x848 or 720x1280: diffusers 0.42 rounds those buckets' ratios up
+# (HunyuanVideo15ImageProcessor.calculate_default_height_width), so an image of that shape gets 480x832 / 720x1248.
+
+
+def _hunyuan15_i2v(resolution: str, sizes: tuple[Size, ...]) -> ModelSpec:
+    """The two HunyuanVideo 1.5 image-to-video checkpoints differ only in their resolution."""
+    return ModelSpec(
+        id=f"hunyuanvideo1.5-i2v-{resolution}",
+        family="hunyuan",
+        description=(
+            f"HunyuanVideo 1.5 image-to-video, 8.3B parameters, {resolution} at 24 fps, up to 5 s: animates a "
+            "reference image following the prompt. Classifier-free guidance (negative prompts work)."
+        ),
+        sizes=sizes,
+        default_size=sizes[0],
+        fps=24,
+        default_seconds=5.0,
+        max_seconds=5.0,  # 121 frames
+        frame_rule=HUNYUAN15_FRAMES,
+        default_steps=50,
+        max_steps=100,
+        default_guidance=6.0,
+        inputs=TEXT_IMAGE,
+        requires_image=True,
+        needs_gpu=True,
+        owned_by="tencent",
+        footprint=HUNYUAN15_I2V_WEIGHTS,
+    )
+
+
+HUNYUAN15_I2V_480P = _hunyuan15_i2v("480p", (Size(848, 480), Size(640, 640), Size(480, 832)))
+HUNYUAN15_I2V_720P = _hunyuan15_i2v("720p", (Size(1280, 720), Size(960, 960), Size(720, 1248)))
+
 # -- CogVideoX (THUDM / Zhipu AI) ------------------------------------------------------------------------------
 
 COGVIDEOX_5B = ModelSpec(
@@ -410,6 +457,53 @@ COGVIDEOX_1_5_5B = ModelSpec(
     max_steps=100,
     default_guidance=6.0,
     inputs=TEXT,
+    needs_gpu=True,
+    owned_by="THUDM",
+    footprint=COGVIDEOX_WEIGHTS,
+)
+
+# Image to video (THUDM/CogVideoX-5b-I2V, THUDM/CogVideoX1.5-5B-I2V model cards: 50 steps, guidance 6 with dynamic
+# CFG). The 5B I2V transformer adds a position table learned at 720x480 and 49 frames: other sizes fail in it, and
+# diffusers replaces the table for other lengths, so it makes 6 s only. 1.5 I2V accepts other sizes (the short
+# side 768, the long one up to 1360, multiples of 16); the catalog keeps the card's default.
+
+COGVIDEOX_5B_I2V = ModelSpec(
+    id="cogvideox-5b-i2v",
+    family="cogvideox",
+    description="CogVideoX 5B image-to-video, 720x480, 6 s at 8 fps: animates a reference image following the prompt.",
+    sizes=(Size(720, 480),),
+    default_size=Size(720, 480),
+    fps=8,
+    default_seconds=6.0,
+    max_seconds=6.0,
+    frame_rule=FrameRule(multiple=4, offset=1, min_frames=49, max_frames=49),
+    default_steps=50,
+    max_steps=100,
+    default_guidance=6.0,
+    inputs=TEXT_IMAGE,
+    requires_image=True,
+    needs_gpu=True,
+    owned_by="THUDM",
+    footprint=COGVIDEOX_I2V_WEIGHTS,
+)
+
+COGVIDEOX_1_5_5B_I2V = ModelSpec(
+    id="cogvideox1.5-5b-i2v",
+    family="cogvideox",
+    description=(
+        "CogVideoX 1.5 5B image-to-video, 1360x768, 5 s at 16 fps: animates a reference image following the prompt."
+    ),
+    sizes=(Size(1360, 768), Size(768, 1360)),
+    default_size=Size(1360, 768),
+    fps=16,
+    default_seconds=5.0,
+    max_seconds=5.0,
+    frame_rule=FrameRule(multiple=4, offset=1, min_frames=9, max_frames=81),
+    default_steps=50,
+    max_steps=100,
+    default_guidance=6.0,
+    inputs=TEXT_IMAGE,
+    requires_image=True,
     needs_gpu=True,
     owned_by="THUDM",
     footprint=COGVIDEOX_WEIGHTS,
@@ -466,8 +560,20 @@ OPEN_MODELS: tuple[tuple[ModelSpec, str, dict[str, object]], ...] = (
     (HUNYUAN_VIDEO, HUNYUAN_FACTORY, {"source": "hunyuanvideo-community/HunyuanVideo"}),
     (HUNYUAN15_T2V_480P, HUNYUAN15_FACTORY, {"source": "hunyuanvideo-community/HunyuanVideo-1.5-Diffusers-480p_t2v"}),
     (HUNYUAN15_T2V_720P, HUNYUAN15_FACTORY, {"source": "hunyuanvideo-community/HunyuanVideo-1.5-Diffusers-720p_t2v"}),
+    (
+        HUNYUAN15_I2V_480P,
+        HUNYUAN15_FACTORY,
+        {"source": "hunyuanvideo-community/HunyuanVideo-1.5-Diffusers-480p_i2v", "image_to_video": True},
+    ),
+    (
+        HUNYUAN15_I2V_720P,
+        HUNYUAN15_FACTORY,
+        {"source": "hunyuanvideo-community/HunyuanVideo-1.5-Diffusers-720p_i2v", "image_to_video": True},
+    ),
     (COGVIDEOX_5B, COGVIDEOX_FACTORY, {"source": "THUDM/CogVideoX-5b"}),
     (COGVIDEOX_1_5_5B, COGVIDEOX_FACTORY, {"source": "THUDM/CogVideoX1.5-5B"}),
+    (COGVIDEOX_5B_I2V, COGVIDEOX_FACTORY, {"source": "THUDM/CogVideoX-5b-I2V", "image_to_video": True}),
+    (COGVIDEOX_1_5_5B_I2V, COGVIDEOX_FACTORY, {"source": "THUDM/CogVideoX1.5-5B-I2V", "image_to_video": True}),
 )
 
 
