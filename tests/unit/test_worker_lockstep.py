@@ -53,6 +53,9 @@ def test_a_family_without_a_diffusers_plan_is_refused_by_name() -> None:
     with pytest.raises(ValueError, match="CogVideoXTransformer3DModel has no context-parallel plan"):
         enable_context_parallel(build_tiny_cogvideox_pipeline(), ContextParallel("ulysses", 2), "cogvideox")
     from reelgen.engines.tiny_hunyuan import build_tiny_hunyuan_pipeline
+    from reelgen.engines.tiny_ltx2 import build_tiny_ltx2_pipeline
 
+    with pytest.raises(ValueError, match=r"LTX2VideoTransformer3DModel cannot split .* use --context-parallel cfg"):
+        enable_context_parallel(build_tiny_ltx2_pipeline(), ContextParallel("ulysses", 2), "ltx2")
     with pytest.raises(ValueError, match="'hunyuan' models cannot use it"):
         enable_context_parallel(build_tiny_hunyuan_pipeline(), ContextParallel("cfg", 2), "hunyuan")

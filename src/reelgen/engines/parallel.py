@@ -35,6 +35,8 @@ CONTEXT_PARALLEL_KINDS = ("ulysses", "ring", "cfg")
 # Families whose pipelines name their guidance passes as _CfgSplit reads them (HunyuanVideo is guidance-distilled:
 # one pass a step, nothing to split; HunyuanVideo 1.5's guider names its passes otherwise).
 CFG_PARALLEL_FAMILIES = ("wan", "ltx", "ltx2", "cogvideox")
+# Transformers whose diffusers plan exists but does not run (measured with two gloo ranks on the tiny model).
+TOKEN_SPLIT_BROKEN = ("LTX2VideoTransformer3DModel",)
 TRANSFORMER_COMPONENTS = ("transformer", "transformer_2")
 
 log = logging.getLogger("reelgen.engines")
@@ -74,6 +76,12 @@ def enable_context_parallel(pipe: Any, cp: ContextParallel, family: str) -> None
             log.info("%s runs its guidance passes on 2 ranks (CFG parallel)", type(model).__name__)
         return
     for model in models:
+        if type(model).__name__ in TOKEN_SPLIT_BROKEN:
+            raise ValueError(
+                f"{type(model).__name__} cannot split one video's tokens across GPUs with diffusers 0.42 (its split "
+                "rotary embedding does not follow the split: it fails in apply_split_rotary_emb); use "
+                "--context-parallel cfg for it"
+            )
         if getattr(model, "_cp_plan", None) is None:
             raise ValueError(
                 f"{type(model).__name__} has no context-parallel plan in diffusers, so it cannot split one video "
