@@ -7,6 +7,8 @@ The engine loads its pipeline from a save_pretrained folder, the path every real
 from __future__ import annotations
 
 import os
+import re
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -238,3 +240,62 @@ def test_a_two_expert_lora_goes_into_both_transformers(engine: WanEngine, tmp_pa
         generate(engine, small(), pair)
     assert err.value.param == "lora" and "lightning" not in engine.adapters.loaded
     assert np.array_equal(generate(engine, small()), before)
+
+
+# -- few-step presets: a distillation LoRA fused at load --------------------------------------------------------
+
+
+def test_a_distill_lora_is_fused_at_load_and_job_loras_still_apply_on_top(
+    loader: CountingLoader, lora_dir: Path, tmp_path: Path
+) -> None:
+    """A registry entry with `distill_lora` loads the base checkpoint and merges the LoRA into its weights: the
+    video is the one the base model makes with that LoRA active (up to the rounding of merging), no adapter is
+    left behind, and a job's own LoRA goes on top of the merged model and off again."""
+    reg = registry.Registry()
+    reg.register(
+        replace(SPEC, id="tiny-wan-distilled"),
+        "reelgen.engines.wan:create_engine",
+        options={
+            "source": str(loader.folder),
+            "dtype": "float32",
+            "max_sequence_length": MAX_SEQUENCE_LENGTH,
+            "distill_lora": {"source": str(lora_dir / "style"), "file": "pytorch_lora_weights.safetensors"},
+        },
+    )
+    distilled = reg.create_engine("tiny-wan-distilled", device="cpu")
+    assert isinstance(distilled, WanEngine)
+    fused = generate(distilled, small())
+    assert distilled.pipe.get_list_adapters() == {} or not any(distilled.pipe.get_list_adapters().values())
+
+    reference = WanEngine(SPEC, loader, "cpu", torch.float32, max_sequence_length=MAX_SEQUENCE_LENGTH)
+    p, style = job(lora_dir, "style")
+    with_adapter = generate(reference, p, style)
+    assert np.abs(fused.astype(int) - with_adapter).max() <= 2
+    assert not np.array_equal(fused, generate(reference, small()))
+
+    p_other, other = job(lora_dir, "other")
+    stacked = generate(distilled, p_other, other)
+    assert not np.array_equal(stacked, fused)
+    assert np.array_equal(generate(distilled, small()), fused)  # the job's LoRA is off again; the fused one stays
+
+
+def test_a_missing_distill_lora_is_named_before_anything_loads(
+    loader: CountingLoader, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from huggingface_hub import constants
+
+    from reelgen.engines.weights import WeightsNotFound
+
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path))
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    reg = registry.Registry()
+    lora = {"source": "someone/distill-loras", "file": "wan_4step.safetensors"}
+    reg.register(
+        replace(SPEC, id="tiny-wan-distilled"),
+        "reelgen.engines.wan:create_engine",
+        options={"source": str(loader.folder), "distill_lora": lora},
+    )
+    with pytest.raises(WeightsNotFound, match=re.escape("hf download someone/distill-loras wan_4step.safetensors")):
+        reg.create_engine("tiny-wan-distilled", device="cpu")
+    status = reg.availability("tiny-wan-distilled")
+    assert not status.runnable and "hf download someone/distill-loras wan_4step.safetensors" in status.reason

@@ -19,7 +19,7 @@ from huggingface_hub import constants
 from reelgen.domain.errors import InvalidParams
 from reelgen.domain.models import ModelSpec
 from reelgen.domain.params import ParamLimits, validate_params
-from reelgen.engines import registry
+from reelgen.engines import presets, registry
 from reelgen.engines.open_catalog import OPEN_MODELS
 from reelgen.engines.pending import EngineNotImplemented
 from reelgen.engines.registry import PENDING_FACTORY, Registry
@@ -63,6 +63,8 @@ def test_every_family_is_registered_with_a_repo_and_a_gpu() -> None:
         "wan2.1-t2v-14b",
         "wan2.1-i2v-14b-480p",
         "wan2.1-i2v-14b-720p",
+        "wan2.1-t2v-14b-lightx2v-4step",
+        "wan2.1-i2v-14b-480p-lightx2v-4step",
         "wan2.2-ti2v-5b",
         "wan2.2-t2v-a14b",
         "wan2.2-i2v-a14b",
@@ -126,6 +128,7 @@ def test_image_only_checkpoints_need_an_image_at_validation() -> None:
     assert needs == {
         "wan2.1-i2v-14b-480p",
         "wan2.1-i2v-14b-720p",
+        "wan2.1-i2v-14b-480p-lightx2v-4step",
         "wan2.2-i2v-a14b",
         "hunyuanvideo1.5-i2v-480p",
         "hunyuanvideo1.5-i2v-720p",
@@ -270,3 +273,23 @@ def test_hf_hub_offline_from_the_environment(tmp_path: Path) -> None:
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=env)
     assert result.returncode == 0, result.stderr
     assert "hf download diffusers/LTX-Video-0.9.1" in result.stdout
+
+
+def test_four_step_presets_are_their_base_checkpoint_with_a_distillation_lora() -> None:
+    entries = {spec.id: (spec, options) for spec, _, options in OPEN_MODELS}
+    for model_id, base_id, file in [
+        ("wan2.1-t2v-14b-lightx2v-4step", "wan2.1-t2v-14b", "wan2.1_t2v_14b_lora_rank64_lightx2v_4step.safetensors"),
+        (
+            "wan2.1-i2v-14b-480p-lightx2v-4step",
+            "wan2.1-i2v-14b-480p",
+            "wan2.1_i2v_lora_rank64_lightx2v_4step.safetensors",
+        ),
+    ]:
+        spec, options = entries[model_id]
+        base, base_options = entries[base_id]
+        assert options["source"] == base_options["source"] and spec.sizes == base.sizes
+        assert options["distill_lora"] == {"source": "lightx2v/Wan2.1-Distill-Loras", "file": file}
+        assert (spec.default_steps, spec.default_guidance, spec.negative_prompt) == (4, 1.0, False)
+        # Few steps: the speed presets' step caches stay off (they hurt distilled models).
+        assert spec.default_steps <= presets.FEW_STEPS
+        assert set(options["flow_shift"].values()) == {5.0}  # type: ignore[union-attr]

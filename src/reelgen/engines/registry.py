@@ -186,9 +186,12 @@ class Registry:
         if not isinstance(source, str):
             return device
         # Models loaded from a Hub repo or folder: also say whether the weights are here (disk only, no network).
-        from reelgen.engines.weights import weights_status
+        from reelgen.engines.weights import file_status, weights_status
 
         weights = weights_status(source)
+        lora = reg.options.get("distill_lora")
+        if weights.present and isinstance(lora, Mapping):  # a few-step preset: its LoRA must be here too
+            weights = file_status(str(lora["source"]), str(lora["file"]))
         if weights.present:
             return device
         if device.runnable:

@@ -46,7 +46,7 @@ from reelgen.engines.diffusers_engine import (
 )
 from reelgen.engines.memory import ActivationProfile
 from reelgen.engines.previews import Preview, fit_rgb_projection, middle_frame_preview
-from reelgen.engines.weights import require_weights
+from reelgen.engines.weights import is_repo_id, require_file, require_weights
 from reelgen.media.resize import upscale_frames
 
 # Re-exported: older imports of these names from this module keep working.
@@ -94,6 +94,21 @@ def load_wan_i2v_pipeline(source: str | Path, *, dtype: torch.dtype, device: str
     return align_weights(pipe.to(device))
 
 
+def fuse_lora_file(pipe: Any, source: str, filename: str, scale: float = 1.0) -> None:
+    """Merge one LoRA (a safetensors file of a Hub repo, through the HF cache, or of a local folder) into the
+    transformer's weights for good, and drop the adapter: the model is then the distilled one, with no LoRA layers
+    left to slow it down or to collide with a job's own LoRA."""
+    if is_repo_id(source):
+        from huggingface_hub import hf_hub_download
+
+        path = Path(hf_hub_download(source, filename))
+    else:
+        path = Path(source).expanduser() / filename
+    pipe.load_lora_weights(str(path.parent), weight_name=path.name, adapter_name="distill", use_safetensors=True)
+    pipe.fuse_lora(components=["transformer"], lora_scale=scale, adapter_names=["distill"])
+    pipe.unload_lora_weights()
+
+
 def create_engine(
     spec: ModelSpec,
     device: str | None = None,
@@ -103,16 +118,29 @@ def create_engine(
     max_sequence_length: int = 512,
     image_to_video: bool = False,
     flow_shift: Mapping[str, float] | None = None,
+    distill_lora: Mapping[str, Any] | None = None,
 ) -> WanEngine:
     """Registry factory for real Wan checkpoints: `register(spec, "reelgen.engines.wan:create_engine",
     options={"source": "Wan-AI/Wan2.1-T2V-1.3B-Diffusers"})`; add `"image_to_video": True` for I2V checkpoints
     and `"flow_shift": {"1280x720": 5.0}` where a size needs another scheduler shift than the checkpoint ships.
+    `distill_lora` (`{"source": repo or folder, "file": "x.safetensors", "scale": 1.0}`) makes a few-step model of
+    the checkpoint: that LoRA (a step- and guidance-distilled one such as LightX2V's) is fused into the weights at
+    load, and jobs LoRAs of their own still apply on top.
 
     Fails here, before any job work, when the weights are missing and cannot be downloaded (HF_HUB_OFFLINE)."""
     require_weights(source)
+    if distill_lora is not None:
+        require_file(str(distill_lora["source"]), str(distill_lora["file"]))
     device = device or default_device()
     torch_dtype = resolve_dtype(dtype, device)
-    loader = load_wan_i2v_pipeline if image_to_video else load_wan_pipeline
+    base = load_wan_i2v_pipeline if image_to_video else load_wan_pipeline
+
+    def loader(source: str | Path, *, dtype: torch.dtype, device: str) -> AnyWanPipeline:
+        pipe = base(source, dtype=dtype, device=device)
+        if distill_lora is not None:
+            fuse_lora_file(pipe, str(distill_lora["source"]), str(distill_lora["file"]), distill_lora.get("scale", 1.0))
+        return pipe
+
     return WanEngine(
         spec,
         # Loaded on the CPU: the engine places it on `device` as its memory plan says (whole, or offloaded).

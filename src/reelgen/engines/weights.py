@@ -95,6 +95,34 @@ def require_weights(source: str | Path) -> None:
         )
 
 
+def file_status(source: str | Path, filename: str) -> WeightsStatus:
+    """Is one file of a Hub repo (e.g. a LoRA among many in an adapter repo) in the cache, or the file in a local
+    folder? Disk only."""
+    if not is_repo_id(source):
+        path = Path(source).expanduser() / filename
+        if path.is_file():
+            return WeightsStatus(True, f"local file {path}")
+        return WeightsStatus(False, f"local file {path} does not exist")
+    from huggingface_hub import try_to_load_from_cache
+
+    if isinstance(try_to_load_from_cache(str(source), filename), str):
+        return WeightsStatus(True, f"{source}/{filename} is in the Hugging Face cache")
+    return WeightsStatus(False, f"needs download: `{download_command(str(source))} {filename}`")
+
+
+def require_file(source: str | Path, filename: str) -> None:
+    """`require_weights` for one file of a repo or folder."""
+    status = file_status(source, filename)
+    if status.present:
+        return
+    if not is_repo_id(source) or hub_offline():
+        raise WeightsNotFound(
+            f"cannot load {filename} of {source}: {status.reason}"
+            + (" (HF_HUB_OFFLINE is set, so it cannot be downloaded now)" if is_repo_id(source) else ""),
+            param="model",
+        )
+
+
 def hub_offline() -> bool:
     from huggingface_hub import constants
 
