@@ -35,6 +35,10 @@ def env(tmp_path: Path, database_url: str) -> dict[str, str]:
         REELGEN_HEARTBEAT_SECONDS="0.3",
         REELGEN_RETRY_BACKOFF_SECONDS="0.1",
         PYTHONUNBUFFERED="1",
+        # One torch thread per worker: two processes each spinning on every core (this test's and a busy neighbour's)
+        # can slow a tiny job a hundredfold.
+        OMP_NUM_THREADS="1",
+        PYTHONFAULTHANDLER="1",
     )
     return e
 
@@ -60,6 +64,19 @@ class Workers:
         )
         self.procs.append(p)
         return p
+
+    def stop(self, p: subprocess.Popen, timeout: float = 60) -> None:
+        """SIGTERM, then wait for the graceful exit (the current job finished); the worker's log if it hangs."""
+        p.send_signal(signal.SIGTERM)
+        try:
+            p.wait(timeout)
+        except subprocess.TimeoutExpired:
+            # SIGABRT makes faulthandler (PYTHONFAULTHANDLER) write every thread's stack to the log: where it hangs.
+            p.send_signal(signal.SIGABRT)
+            p.wait(30)
+            log = self.log_dir / f"worker-{self.procs.index(p)}.log"
+            hung = f"the worker did not exit {timeout} s after SIGTERM:\n{log.read_text()[-6000:]}"
+            raise AssertionError(hung) from None
 
     def stop_all(self) -> None:
         for p in self.procs:
@@ -142,8 +159,7 @@ def test_restarting_everything_loses_no_queued_job(client_store: JobStore, worke
     reopened = open_job_store(database_url)
     try:
         wait_for(lambda: any((j := reopened.get(i)) and j.status.terminal for i in ids), 120, "one job to finish")
-        first.send_signal(signal.SIGTERM)
-        first.wait(60)
+        workers.stop(first)
         workers.start()
         wait_for(lambda: all((j := reopened.get(i)) and j.status.terminal for i in ids), 180, "every job")
         jobs = [reopened.get(i) for i in ids]
