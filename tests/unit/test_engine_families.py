@@ -559,6 +559,17 @@ def test_ltx2_image_to_video_is_the_image_pipelines_video(ltx2: LTX2Engine) -> N
     np.testing.assert_array_equal(output.audio.samples, np.clip(ref_audio, -1, 1))
 
 
+def test_ltx2_makes_image_variations_one_pass_each(ltx2: LTX2Engine) -> None:
+    """LTX2ImageToVideoPipeline re-compresses only a single PIL image and encodes it with the first generator only,
+    so image-to-video variations are not batched (the worker asks max_batch and makes them one after another)."""
+    image = np.zeros((64, 64, 3), np.uint8)
+    p = params(FAMILIES["ltx2"])
+    assert ltx2.max_batch(StageRequest(p, count=3)) == 3
+    assert ltx2.max_batch(StageRequest(p, input_image=image, count=3)) == 1
+    with pytest.raises(ValueError, match="one pass each"):
+        ltx2.run_batch(StageRequest(p, input_image=image, count=2), RecordingSink())
+
+
 def test_ltx2_timestep_conditioned_vae_decodes_as_the_pipeline_does() -> None:
     """With a decode timestep the pipeline mixes noise into the latents before denormalising them; the engine mixes
     after (it gets the denormalised latents), which is the same affine sum up to float rounding."""

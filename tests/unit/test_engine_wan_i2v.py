@@ -47,6 +47,20 @@ def generate(engine: WanEngine, p: GenerationParams, image: np.ndarray = IMAGE) 
     return np.concatenate(list(engine.run(StageRequest(p, input_image=image), RecordingSink()).chunks))
 
 
+def test_variations_of_an_image_in_one_batch_are_the_clips_separate_runs_make(engine: WanEngine) -> None:
+    """diffusers 0.42 repeats the image embedding per prompt, not per video: the engine batches the prompt."""
+    p = params(negative_prompt="blurry")
+    request = StageRequest(p, input_image=IMAGE, count=2)
+    assert engine.max_batch(request) == 2
+    batched = [np.concatenate(list(o.chunks)) for o in engine.run_batch(request, RecordingSink())]
+    for k in range(2):
+        alone = np.concatenate(
+            list(engine.run(StageRequest(p, input_image=IMAGE, variation=k), RecordingSink()).chunks)
+        )
+        assert np.abs(batched[k].astype(int) - alone).max() <= 2, k
+    assert not np.array_equal(batched[0], batched[1])
+
+
 def test_image_to_video_matches_diffusers_own_output(engine: WanEngine) -> None:
     p = params(negative_prompt="blurry")
     ours = generate(engine, p)

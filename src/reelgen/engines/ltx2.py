@@ -148,12 +148,19 @@ class LTX2Engine(DiffusersEngine[LTX2Pipeline]):
     def run(self, request: StageRequest, sink: ProgressSink) -> VideoOutput:
         return self._one_variation(request, sink)
 
+    def max_batch(self, request: StageRequest) -> int:
+        # LTX2ImageToVideoPipeline re-compresses its image (image_crf) only as a single PIL image, and encodes a
+        # single image with the first generator only: image-to-video variations go one pass each.
+        return 1 if request.input_image is not None else super().max_batch(request)
+
     def run_batch(self, request: StageRequest, sink: ProgressSink) -> list[VideoOutput]:
         """`request.count` variations in one denoising pass: each its own generator (seed + i: the noise, sound
         noise and decode noise a call of its own would draw) through num_videos_per_prompt; each clip's sound is
         decoded at once, its frames when the worker reads them, one clip after another."""
         self.load()
         self._check_request(self.pipe, request)
+        if request.input_image is not None and request.count > 1:
+            raise ValueError("LTX-2 makes image-to-video variations one pass each (see max_batch)")
         self._plan_memory(request)  # may reload the pipeline with more offloading
         pipe, image_pipe = self.pipe, self._image_pipe
         assert image_pipe is not None

@@ -227,23 +227,27 @@ class WanEngine(DiffusersEngine[AnyWanPipeline]):
         pipe = self._pipeline_for(request)
         params = request.params
         _set_flow_shift(pipe, self.flow_shift.get(str(params.size), self._shipped_shift))
-        # Image-to-video: the reference image, resized by the pipeline to the requested size.
+        # Image-to-video: the reference image, resized by the pipeline to the requested size. diffusers 0.42's
+        # WanImageToVideoPipeline repeats the image embedding per prompt, not per video (num_videos_per_prompt > 1
+        # fails there), so its batch is the prompt once per variation.
         image_input: dict[str, Any] = {}
+        copies, per_prompt = 1, request.count
         if isinstance(pipe, WanImageToVideoPipeline):
             assert request.input_image is not None
             image_input["image"] = PIL.Image.fromarray(np.ascontiguousarray(request.input_image), mode="RGB")
+            copies, per_prompt = request.count, 1
 
         def call(on_step_end: StepCallback) -> torch.Tensor:
             return pipe(
                 **image_input,
-                prompt=params.prompt,
-                negative_prompt=params.negative_prompt or None,
+                prompt=[params.prompt] * copies,
+                negative_prompt=[params.negative_prompt] * copies if params.negative_prompt else None,
                 height=params.size.height // self.upscale,
                 width=params.size.width // self.upscale,
                 num_frames=pipeline_num_frames(pipe, params.num_frames),
                 num_inference_steps=params.steps,
                 guidance_scale=params.guidance_scale,
-                num_videos_per_prompt=request.count,
+                num_videos_per_prompt=per_prompt,
                 generator=variation_generators(request),
                 output_type="latent",
                 return_dict=False,
