@@ -120,6 +120,21 @@ def test_same_seed_same_video_different_seed_different_video(engine: LTXEngine) 
     assert np.array_equal(varied, generate(engine, params(seed=2)))
 
 
+def test_text_variations_in_one_batch_are_the_clips_separate_runs_make(engine: LTXEngine) -> None:
+    """Each clip of a batch decodes with its own generator's noise (the timestep-conditioned VAE), as a run of its
+    own would; image-to-video variations go one pass each."""
+    p = params(seed=11)
+    assert engine.max_batch(StageRequest(p, count=3)) == 3
+    assert engine.max_batch(StageRequest(p, input_image=IMAGE, count=3)) == 1
+    batched = [frames_of(o) for o in engine.run_batch(StageRequest(p, count=3), RecordingSink())]
+    for k in range(3):
+        alone = frames_of(engine.run(StageRequest(p, variation=k), RecordingSink()))
+        assert np.abs(batched[k].astype(int) - alone).max() <= 2, k
+    assert not np.array_equal(batched[0], batched[1])
+    with pytest.raises(ValueError, match="one pass each"):
+        engine.run_batch(StageRequest(p, input_image=IMAGE, count=2), RecordingSink())
+
+
 def test_progress_reports_every_step_with_a_cheap_preview(engine: LTXEngine) -> None:
     sink = RecordingSink()
     frames_of(engine.run(StageRequest(params(size="96x64", steps=3)), sink))

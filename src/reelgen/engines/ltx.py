@@ -171,36 +171,53 @@ class LTXEngine(DiffusersEngine[LTXPipeline]):
 
     # -- one job -----------------------------------------------------------------------------------------
 
+    batches_variations = True
+
     def run(self, request: StageRequest, sink: ProgressSink) -> VideoOutput:
+        return self._one_variation(request, sink)
+
+    def max_batch(self, request: StageRequest) -> int:
+        # Text to video only: the image and condition pipelines would need the image once per video (not tested
+        # here), and the upscale stage refines one clip.
+        if request.input_image is not None or request.stage == STAGE_UPSCALE:
+            return 1
+        return super().max_batch(request)
+
+    def run_batch(self, request: StageRequest, sink: ProgressSink) -> list[VideoOutput]:
+        """`request.count` text-to-video variations in one denoising pass (num_videos_per_prompt), each with its
+        own generator (seed + i), which then draws that clip's decode noise as a call of its own would."""
+        if request.count > 1 and self.max_batch(request) == 1:
+            raise ValueError("LTX makes image-to-video and upscale variations one pass each (see max_batch)")
         self.load()
         if request.stage == STAGE_UPSCALE:
-            return self._upscale(request, sink)
+            return [self._upscale(request, sink)]
         self._check_request(self.pipe, request)
         self._plan_memory(request)  # may reload the pipeline with more offloading
         pipe, image_pipe = self.pipe, self._image_pipe
         assert image_pipe is not None
         params = request.params
         shape = latent_shape(pipe, params.num_frames, params.size.height, params.size.width)
-        # The same generator then draws the decode noise, exactly as the pipeline would after its last step.
-        generator = cpu_generator(request.seed)
+        generators = [cpu_generator(seed) for seed in request.seeds]
 
         def call(on_step_end: StepCallback) -> torch.Tensor:
-            common = self._call_arguments(params, generator, on_step_end)
+            common = self._call_arguments(params, generators[0] if request.count == 1 else generators, on_step_end)
             if request.input_image is not None:
                 image = PIL.Image.fromarray(np.ascontiguousarray(request.input_image), mode="RGB")
                 if isinstance(image_pipe, LTXConditionPipeline):
                     # Returns unpacked latents (batch, channels, frames, height, width); `_decode` takes both.
                     return image_pipe(conditions=[LTXVideoCondition(image=image, frame_index=0)], **common)[0]
                 return image_pipe(image=image, **common)[0]
-            return pipe(**common)[0]
+            return pipe(num_videos_per_prompt=request.count, **common)[0]
 
         packed, stats = self._denoise(request, sink, call, lambda latents: self._preview(latents, shape))
         generation = self._generation
-        return self._video_output(
-            request, self._lazy_chunks(lambda: self._decode(packed, request, generator, generation), stats), stats
+        return self._batch_outputs(
+            request, stats, lambda i: self._decode(packed[i : i + 1], request, generators[i], generation)
         )
 
-    def _call_arguments(self, params: Any, generator: torch.Generator, on_step_end: StepCallback) -> dict[str, Any]:
+    def _call_arguments(
+        self, params: Any, generator: torch.Generator | list[torch.Generator], on_step_end: StepCallback
+    ) -> dict[str, Any]:
         """The pipeline arguments every LTX call shares (LTXPipeline, its image and condition pipelines)."""
         return {
             "prompt": params.prompt,
