@@ -57,5 +57,9 @@ def test_a_family_without_a_diffusers_plan_is_refused_by_name() -> None:
 
     with pytest.raises(ValueError, match=r"LTX2VideoTransformer3DModel cannot split .* use --context-parallel cfg"):
         enable_context_parallel(build_tiny_ltx2_pipeline(), ContextParallel("ulysses", 2), "ltx2")
+    from reelgen.engines.tiny_ltx import build_tiny_ltx_pipeline
+
+    with pytest.raises(ValueError, match=r"LTXVideoTransformer3DModel cannot split .* attention mask"):
+        enable_context_parallel(build_tiny_ltx_pipeline(), ContextParallel("ring", 2), "ltx")
     with pytest.raises(ValueError, match="'hunyuan' models cannot use it"):
         enable_context_parallel(build_tiny_hunyuan_pipeline(), ContextParallel("cfg", 2), "hunyuan")

@@ -7,8 +7,9 @@ token sequence is split across ranks. Ulysses attention exchanges heads with an 
 full attention for its share of heads: exact, the same numbers as one GPU); ring attention passes key/value
 chunks around and merges partial results with their log-sum-exp (diffusers needs an attention backend that
 returns it: flash / ``_native_cudnn`` / sage on CUDA, not the plain SDPA one). Which families can: those whose
-diffusers transformer carries a context-parallel plan (``_cp_plan``): Wan 2.1/2.2 and LTX-Video in diffusers
-0.42. The worker side (who claims jobs, how the ranks stay in step) is ``reelgen.worker.lockstep``.
+diffusers transformer carries a context-parallel plan (``_cp_plan``) that works: Wan 2.1/2.2 in diffusers 0.42
+(LTX-Video's and LTX-2's plans fail when used: ``TOKEN_SPLIT_BROKEN``). The worker side (who claims jobs, how the
+ranks stay in step) is ``reelgen.worker.lockstep``.
 
 CFG parallelism (kind ``cfg``, two ranks) needs no plan from diffusers: classifier-free guidance runs the
 transformer twice a step, once with the prompt and once with the negative prompt, and the two passes do not
@@ -35,8 +36,12 @@ CONTEXT_PARALLEL_KINDS = ("ulysses", "ring", "cfg")
 # Families whose pipelines name their guidance passes as _CfgSplit reads them (HunyuanVideo is guidance-distilled:
 # one pass a step, nothing to split; HunyuanVideo 1.5's guider names its passes otherwise).
 CFG_PARALLEL_FAMILIES = ("wan", "ltx", "ltx2", "cogvideox")
-# Transformers whose diffusers plan exists but does not run (measured with two gloo ranks on the tiny model).
-TOKEN_SPLIT_BROKEN = ("LTX2VideoTransformer3DModel",)
+# Transformers whose diffusers plan exists but does not run, and where it fails (measured with two gloo ranks on
+# the tiny models, native attention).
+TOKEN_SPLIT_BROKEN = {
+    "LTXVideoTransformer3DModel": "the text attention mask keeps every head while the heads are split",
+    "LTX2VideoTransformer3DModel": "the split rotary embedding does not follow the split (apply_split_rotary_emb)",
+}
 TRANSFORMER_COMPONENTS = ("transformer", "transformer_2")
 
 log = logging.getLogger("reelgen.engines")
@@ -76,17 +81,17 @@ def enable_context_parallel(pipe: Any, cp: ContextParallel, family: str) -> None
             log.info("%s runs its guidance passes on 2 ranks (CFG parallel)", type(model).__name__)
         return
     for model in models:
-        if type(model).__name__ in TOKEN_SPLIT_BROKEN:
+        broken = TOKEN_SPLIT_BROKEN.get(type(model).__name__)
+        if broken is not None:
             raise ValueError(
-                f"{type(model).__name__} cannot split one video's tokens across GPUs with diffusers 0.42 (its split "
-                "rotary embedding does not follow the split: it fails in apply_split_rotary_emb); use "
-                "--context-parallel cfg for it"
+                f"{type(model).__name__} cannot split one video's tokens across GPUs with diffusers 0.42 ({broken}); "
+                "use --context-parallel cfg for it"
             )
         if getattr(model, "_cp_plan", None) is None:
             raise ValueError(
                 f"{type(model).__name__} has no context-parallel plan in diffusers, so it cannot split one video "
-                "across GPUs; run this model on a worker without --context-parallel (families that can: Wan, "
-                "LTX-Video)"
+                "across GPUs; run this model on a worker without --context-parallel (the family that can: Wan), or "
+                "with --context-parallel cfg"
             )
     for model in models:
         # The "anything" variants pad sequences and head counts that the degree does not divide (Wan 2.1 1.3B
