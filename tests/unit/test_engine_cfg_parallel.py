@@ -20,10 +20,12 @@ import pytest
 import torch
 
 STEPS = 3
+# Families whose pipelines run the guided and unguided passes one after the other (Wan; HunyuanVideo 1.5's guider).
+SEQUENTIAL = ("wan", "hunyuan")
 
 
 def _calls() -> dict[str, tuple[Callable[[], Any], dict[str, Any]]]:
-    from reelgen.engines import tiny_cogvideox, tiny_ltx, tiny_ltx2, tiny_wan
+    from reelgen.engines import tiny_cogvideox, tiny_hunyuan15, tiny_ltx, tiny_ltx2, tiny_wan
 
     return {
         "wan": (
@@ -36,6 +38,8 @@ def _calls() -> dict[str, tuple[Callable[[], Any], dict[str, Any]]]:
             {"guidance_scale": 3.0, "max_sequence_length": 16, **tiny_ltx2.GUIDANCE},
         ),
         "cogvideox": (tiny_cogvideox.build_tiny_cogvideox_pipeline, {"guidance_scale": 6.0, "max_sequence_length": 16}),
+        # Its guider runs the passes (scale 6 as shipped); the call takes no guidance scale.
+        "hunyuan": (tiny_hunyuan15.build_tiny_hunyuan15_pipeline, {}),
     }
 
 
@@ -108,11 +112,11 @@ def results(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
-@pytest.mark.parametrize("family", ["wan", "ltx", "ltx2", "cogvideox"])
+@pytest.mark.parametrize("family", ["wan", "ltx", "ltx2", "cogvideox", "hunyuan"])
 def test_two_ranks_make_the_one_process_video_sharing_the_passes(results: Path, family: str) -> None:
     ranks = [np.load(results / f"{family}-{rank}.npz") for rank in range(2)]
     for r in ranks:
-        if family == "wan":  # the same calls on the same inputs: bit for bit
+        if family in SEQUENTIAL:  # the same calls on the same inputs: bit for bit
             np.testing.assert_array_equal(r["split"], r["reference"])
         else:
             # Half a batch per call: a matrix product over one sample may round differently in the last bit
@@ -124,9 +128,9 @@ def test_two_ranks_make_the_one_process_video_sharing_the_passes(results: Path, 
     np.testing.assert_array_equal(ranks[0]["split"], ranks[1]["split"])
     np.testing.assert_array_equal(ranks[0]["other"], ranks[1]["other"])
     calls = [int(r["calls"]) for r in ranks]
-    if family == "wan":
+    if family in SEQUENTIAL:
         # Two passes a step alone; with the split, both passes on the first step (it learns the negative prompt's
-        # embeddings), then one a step on each rank.
+        # inputs), then one a step on each rank.
         assert calls == [STEPS + 1, STEPS + 1], calls
     else:
         # One batched call a step (two for LTX-2's separate guidance terms when on; off here), each rank half of it.

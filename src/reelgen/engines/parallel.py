@@ -15,9 +15,10 @@ CFG parallelism (kind ``cfg``, two ranks) needs no plan from diffusers: classifi
 transformer twice a step, once with the prompt and once with the negative prompt, and the two passes do not
 depend on each other. ``_CfgSplit`` is a diffusers model hook that reads which pass a call is from the
 ``cache_context`` the pipelines name their calls with: a ``cond_uncond`` call (LTX-Video, LTX-2, CogVideoX
-batch both passes) is split in two halves of the batch, one per rank; a ``cond`` call (Wan calls the passes one
-after the other) is computed on rank 0 while rank 1 computes the ``uncond`` pass the pipeline will ask for next,
-with the negative prompt's embeddings it saw on the first step; the ``uncond`` call then returns that result. The
+batch both passes) is split in two halves of the batch, one per rank; a ``cond`` call (Wan and HunyuanVideo
+1.5's guider, ``pred_cond``, run the passes one after the other) is computed on rank 0 while rank 1 computes the
+``uncond`` pass the pipeline will ask for next, with the negative prompt's inputs it saw on the first step; the
+``uncond`` call then returns that result. The
 ranks exchange their outputs with one all-gather, so both hold the same numbers as one GPU would (the same
 kernels on the same inputs) and their latents never diverge.
 """
@@ -33,9 +34,10 @@ from typing import Any
 import torch
 
 CONTEXT_PARALLEL_KINDS = ("ulysses", "ring", "cfg")
-# Families whose pipelines name their guidance passes as _CfgSplit reads them (HunyuanVideo is guidance-distilled:
-# one pass a step, nothing to split; HunyuanVideo 1.5's guider names its passes otherwise).
-CFG_PARALLEL_FAMILIES = ("wan", "ltx", "ltx2", "cogvideox")
+# Families whose pipelines name their guidance passes as _CfgSplit reads them.
+CFG_PARALLEL_FAMILIES = ("wan", "ltx", "ltx2", "cogvideox", "hunyuan")
+# Transformers with a single pass a step: nothing to split.
+GUIDANCE_DISTILLED = ("HunyuanVideoTransformer3DModel",)
 # Transformers whose diffusers plan exists but does not run, and where it fails (measured with two gloo ranks on
 # the tiny models, native attention).
 TOKEN_SPLIT_BROKEN = {
@@ -71,10 +73,12 @@ def enable_context_parallel(pipe: Any, cp: ContextParallel, family: str) -> None
 
     models = [getattr(pipe, name) for name in TRANSFORMER_COMPONENTS if getattr(pipe, name, None) is not None]
     if cp.kind == "cfg":
-        if family not in CFG_PARALLEL_FAMILIES:
+        distilled = [type(m).__name__ for m in models if type(m).__name__ in GUIDANCE_DISTILLED]
+        if family not in CFG_PARALLEL_FAMILIES or distilled:
+            why = f"{distilled[0]} is guidance-distilled (one pass a step)" if distilled else f"{family!r} models"
             raise ValueError(
-                f"CFG parallel splits the two guidance passes of Wan, LTX-Video, LTX-2 and CogVideoX; {family!r} "
-                "models cannot use it: run this model on a worker without --context-parallel cfg"
+                "CFG parallel splits the two guidance passes of Wan, LTX-Video, LTX-2, CogVideoX and HunyuanVideo "
+                f"1.5; {why} cannot use it: run this model on a worker without --context-parallel cfg"
             )
         for model in models:
             _add_cfg_split(model)
@@ -148,10 +152,11 @@ def _cfg_split_hook() -> Any:
             super().__init__()
             self.calls = StateManager(_NoState)  # type: ignore[arg-type]  # diffusers annotates an instance
             self.rank = dist.get_rank()
-            # Wan-style pipelines: the embeddings of the last job's two passes, and the unguided result rank 1
-            # computed during the guided call, for the unguided call that follows it.
-            self.cond: torch.Tensor | None = None
-            self.uncond: torch.Tensor | None = None
+            # Pipelines that run the passes one after the other: the inputs of the last job's two passes (all
+            # but the latents and the timestep), and the unguided result rank 1 computed during the guided call,
+            # for the unguided call that follows it.
+            self.cond: dict[str, Any] | None = None
+            self.uncond: dict[str, Any] | None = None
             self.ahead: tuple[torch.Tensor, torch.Tensor, Any] | None = None
 
         def new_forward(self, module: torch.nn.Module, *args: Any, **kwargs: Any) -> Any:
@@ -159,10 +164,10 @@ def _cfg_split_hook() -> Any:
             name = context.name if context is not None else None
             if name == "cond_uncond":
                 return self._split_batch(args, kwargs)
-            if name == "cond":
-                return self._guided(args, kwargs)
-            if name == "uncond":
-                return self._unguided(args, kwargs)
+            if name in GUIDED_CALLS and not args:
+                return self._guided(kwargs)
+            if name in UNGUIDED_CALLS and not args:
+                return self._unguided(kwargs)
             return self._compute(*args, **kwargs)
 
         def _compute(self, *args: Any, **kwargs: Any) -> Any:
@@ -188,42 +193,58 @@ def _cfg_split_hook() -> Any:
             output = self._compute(*map(mine, args), **{k: mine(v) for k, v in kwargs.items()})
             return _map_tensors(output, lambda part: torch.cat(_gather(part), dim=0))
 
-        def _guided(self, args: tuple, kwargs: dict[str, Any]) -> Any:
-            text = kwargs.get("encoder_hidden_states")
-            known = (
-                self.cond is not None
-                and self.uncond is not None
-                and text is not None
-                and text.shape == self.cond.shape
-                and torch.equal(text, self.cond)
-            )
-            if not known:  # the first step of a job: both ranks run both passes and learn the embeddings
-                self.cond, self.uncond, self.ahead = text, None, None
-                return self._compute(*args, **kwargs)
-            own = kwargs if self.rank == 0 else {**kwargs, "encoder_hidden_states": self.uncond}
-            output = self._compute(*args, **own)
+        def _guided(self, kwargs: dict[str, Any]) -> Any:
+            inputs = _pass_inputs(kwargs)
+            if self.uncond is None or self.cond is None or not _same(inputs, self.cond):
+                # The first step of a job: both ranks run both passes and learn the passes' inputs.
+                self.cond, self.uncond, self.ahead = inputs, None, None
+                return self._compute(**kwargs)
+            own = kwargs if self.rank == 0 else {**kwargs, **self.uncond}
+            output = self._compute(**own)
             guided, unguided = _gather(_first_tensor(output))
             self.ahead = (kwargs["hidden_states"], kwargs["timestep"], _replace_first_tensor(output, unguided))
             return _replace_first_tensor(output, guided)
 
-        def _unguided(self, args: tuple, kwargs: dict[str, Any]) -> Any:
+        def _unguided(self, kwargs: dict[str, Any]) -> Any:
             ahead, self.ahead = self.ahead, None
-            text = kwargs.get("encoder_hidden_states")
+            inputs = _pass_inputs(kwargs)
             if (
                 ahead is not None
                 and ahead[0] is kwargs.get("hidden_states")
                 and ahead[1] is kwargs.get("timestep")
-                and text is not None
                 and self.uncond is not None
-                and text.shape == self.uncond.shape
-                and torch.equal(text, self.uncond)
+                and _same(inputs, self.uncond)
             ):
                 return ahead[2]
             # The first step of a job (or another negative prompt than last time's): compute, and remember it.
-            self.uncond = text
-            return self._compute(*args, **kwargs)
+            self.uncond = inputs
+            return self._compute(**kwargs)
 
     return _CfgSplit()
+
+
+# How pipelines name the passes they run one after the other (Wan; the guiders of HunyuanVideo 1.5).
+GUIDED_CALLS = ("cond", "pred_cond")
+UNGUIDED_CALLS = ("uncond", "pred_uncond")
+# Inputs that are the same in both passes of a step (the rest, the text side, is what the unguided pass changes).
+STEP_INPUTS = ("hidden_states", "timestep")
+
+
+def _pass_inputs(kwargs: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in kwargs.items() if k not in STEP_INPUTS}
+
+
+def _same(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    """Whether two passes' inputs are equal (tensors by value)."""
+    return a.keys() == b.keys() and all(_equal(a[key], b[key]) for key in a)
+
+
+def _equal(x: Any, y: Any) -> bool:
+    if isinstance(x, torch.Tensor) or isinstance(y, torch.Tensor):
+        return isinstance(x, torch.Tensor) and isinstance(y, torch.Tensor) and x.shape == y.shape and torch.equal(x, y)
+    if isinstance(x, tuple | list) or isinstance(y, tuple | list):
+        return type(x) is type(y) and len(x) == len(y) and all(_equal(i, j) for i, j in zip(x, y, strict=True))
+    return bool(x == y)
 
 
 def _gather(part: torch.Tensor) -> list[torch.Tensor]:
