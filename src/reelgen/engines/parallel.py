@@ -66,24 +66,18 @@ class ContextParallel:
 
 
 def enable_context_parallel(pipe: Any, cp: ContextParallel, family: str) -> None:
-    """Split the pipeline's transformer(s) across the ranks of the default process group. Raises ValueError,
-    before touching anything, when a transformer has no context-parallel plan in diffusers (or, for CFG
-    parallelism, when the family's guidance passes cannot be split)."""
-    from diffusers import ContextParallelConfig
-
+    """Split the pipeline's transformer(s) across the ranks of the default process group: their tokens (ulysses,
+    ring) or their guidance passes (cfg). Raises ValueError, before touching anything, when the model cannot."""
     models = [getattr(pipe, name) for name in TRANSFORMER_COMPONENTS if getattr(pipe, name, None) is not None]
     if cp.kind == "cfg":
-        distilled = [type(m).__name__ for m in models if type(m).__name__ in GUIDANCE_DISTILLED]
-        if family not in CFG_PARALLEL_FAMILIES or distilled:
-            why = f"{distilled[0]} is guidance-distilled (one pass a step)" if distilled else f"{family!r} models"
-            raise ValueError(
-                "CFG parallel splits the two guidance passes of Wan, LTX-Video, LTX-2, CogVideoX and HunyuanVideo "
-                f"1.5; {why} cannot use it: run this model on a worker without --context-parallel cfg"
-            )
-        for model in models:
-            _add_cfg_split(model)
-            log.info("%s runs its guidance passes on 2 ranks (CFG parallel)", type(model).__name__)
-        return
+        _split_guidance_passes(models, family)
+    else:
+        _split_tokens(models, cp)
+
+
+def _split_tokens(models: list[Any], cp: ContextParallel) -> None:
+    from diffusers import ContextParallelConfig
+
     for model in models:
         broken = TOKEN_SPLIT_BROKEN.get(type(model).__name__)
         if broken is not None:
@@ -105,6 +99,19 @@ def enable_context_parallel(pipe: Any, cp: ContextParallel, family: str) -> None
         with _a_device_per_rank():
             model.enable_parallelism(config=config)
         log.info("%s split %s-wise over %d ranks", type(model).__name__, cp.kind, cp.degree)
+
+
+def _split_guidance_passes(models: list[Any], family: str) -> None:
+    distilled = [type(m).__name__ for m in models if type(m).__name__ in GUIDANCE_DISTILLED]
+    if family not in CFG_PARALLEL_FAMILIES or distilled:
+        why = f"{distilled[0]} is guidance-distilled (one pass a step)" if distilled else f"{family!r} models"
+        raise ValueError(
+            "CFG parallel splits the two guidance passes of Wan, LTX-Video, LTX-2, CogVideoX and HunyuanVideo "
+            f"1.5; {why} cannot use it: run this model on a worker without --context-parallel cfg"
+        )
+    for model in models:
+        _add_cfg_split(model)
+        log.info("%s runs its guidance passes on 2 ranks (CFG parallel)", type(model).__name__)
 
 
 @contextmanager
