@@ -1,10 +1,11 @@
 """The shipped reelgen-demo weights: they load offline, are the default model, are deterministic by seed, and on
 a dozen held-out captions (combinations of colour, shape and motion never seen in training) the classical checker
-finds the colour and background the caption asks for.
+finds the colour and background the caption asks for, and some of the motions.
 
-Issue 5's bar is colour >= 90%, motion >= 80%, shape >= 70%. The weights shipped in session 3 are below it: on 100
-held-out clips colour 85%, shape 23%, motion 8%, background 99% (benchmarks/README.md "Demo model"). This test
-guards what they do reliably (colour and background); shape and motion join it once a trained model reaches them."""
+Issue 5's bar is colour >= 90%, motion >= 80%, shape >= 70%. The weights shipped in session 7 are below it on
+motion and shape: on 100 held-out clips colour 99%, shape 24%, motion 44%, background 100% (benchmarks/README.md
+"Demo model"); on this dozen colour 100%, motion 25% (3 of 12; chance is about 1 in 12). The test guards colour
+and background at the bar and motion above chance; shape joins it once a trained model reaches it."""
 
 from __future__ import annotations
 
@@ -63,8 +64,9 @@ def test_generation_is_deterministic_by_seed(pipe) -> None:  # type: ignore[no-u
 def test_held_out_captions_get_their_colour_and_background(pipe) -> None:  # type: ignore[no-untyped-def]
     result = evaluate(pipe, n=12)
     summary = result.summary()
-    assert result.accuracy("colour") >= 0.75, summary
+    assert result.accuracy("colour") >= 0.9, summary
     assert result.accuracy("background") >= 0.9, summary
+    assert result.accuracy("motion") >= 2 / 12, summary
 
 
 @pytest.mark.slow
