@@ -76,6 +76,7 @@ def _rank(rank: int, port: int, out: str) -> None:
             pipe = build()
             pipe.set_progress_bar_config(disable=True)
             reference = _generate(pipe, extra, "blurry")
+            reference_other = _generate(pipe, extra, "dark, grainy")
             enable_context_parallel(pipe, ContextParallel("cfg", 2), family)
             calls: list[int] = []
             handle = _first_block(pipe).register_forward_pre_hook(lambda *_, seen=calls: seen.append(1))
@@ -85,7 +86,12 @@ def _rank(rank: int, port: int, out: str) -> None:
             # The next job has another negative prompt: nothing of the last one's may leak into it.
             other = _generate(pipe, extra, "dark, grainy")
             np.savez(
-                Path(out) / f"{family}-{rank}.npz", reference=reference, split=split, other=other, calls=split_calls
+                Path(out) / f"{family}-{rank}.npz",
+                reference=reference,
+                reference_other=reference_other,
+                split=split,
+                other=other,
+                calls=split_calls,
             )
     finally:
         dist.destroy_process_group()
@@ -116,13 +122,14 @@ def results(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_two_ranks_make_the_one_process_video_sharing_the_passes(results: Path, family: str) -> None:
     ranks = [np.load(results / f"{family}-{rank}.npz") for rank in range(2)]
     for r in ranks:
-        if family in SEQUENTIAL:  # the same calls on the same inputs: bit for bit
-            np.testing.assert_array_equal(r["split"], r["reference"])
-        else:
-            # Half a batch per call: a matrix product over one sample may round differently in the last bit
-            # than over two, as for any batch size change.
-            assert np.abs(r["split"].astype(int) - r["reference"]).max() <= 2
-            assert np.mean(r["split"] != r["reference"]) < 0.01
+        for split, reference in [(r["split"], r["reference"]), (r["other"], r["reference_other"])]:
+            if family in SEQUENTIAL:  # the same calls on the same inputs: bit for bit
+                np.testing.assert_array_equal(split, reference)
+            else:
+                # Half a batch per call: a matrix product over one sample may round differently in the last bit
+                # than over two, as for any batch size change.
+                assert np.abs(split.astype(int) - reference).max() <= 2
+                assert np.mean(split != reference) < 0.01
         assert not np.array_equal(r["other"], r["reference"])  # the other negative prompt was used
     # Both ranks hold the same numbers, so their latents never drift apart.
     np.testing.assert_array_equal(ranks[0]["split"], ranks[1]["split"])
