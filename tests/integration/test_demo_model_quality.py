@@ -3,9 +3,9 @@ a dozen held-out captions (combinations of colour, shape and motion never seen i
 finds the colour and background the caption asks for, and some of the motions.
 
 Issue 5's bar is colour >= 90%, motion >= 80%, shape >= 70%. The weights shipped in session 7 are below it on
-motion and shape: on 100 held-out clips colour 99%, shape 24%, motion 44%, background 100% (benchmarks/README.md
-"Demo model"); on this dozen colour 100%, motion 25% (3 of 12; chance is about 1 in 12). The test guards colour
-and background at the bar and motion above chance; shape joins it once a trained model reaches it."""
+motion and shape: on 100 held-out clips colour 99%, shape 31%, motion 78%, background 100% (benchmarks/README.md
+"Demo model"); on this dozen colour 100%, motion 67% (8 of 12; chance is about 1 in 12). The test guards colour
+and background at the bar and motion well above chance; shape joins it once a trained model reaches it."""
 
 from __future__ import annotations
 
@@ -66,7 +66,7 @@ def test_held_out_captions_get_their_colour_and_background(pipe) -> None:  # typ
     summary = result.summary()
     assert result.accuracy("colour") >= 0.9, summary
     assert result.accuracy("background") >= 0.9, summary
-    assert result.accuracy("motion") >= 2 / 12, summary
+    assert result.accuracy("motion") >= 6 / 12, summary
 
 
 @pytest.mark.slow
