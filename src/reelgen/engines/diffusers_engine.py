@@ -451,5 +451,9 @@ def cpu_generator(seed: int) -> torch.Generator:
 def variation_generators(request: StageRequest) -> torch.Generator | list[torch.Generator]:
     """The pipeline's `generator` for a pass of `request.count` variations: one each (seed + i, the noise a call of
     its own would draw; diffusers draws a batch's noise sample by sample from such a list), one alone."""
-    generators = [cpu_generator(seed) for seed in request.seeds]
+    return pipeline_generator([cpu_generator(seed) for seed in request.seeds])
+
+
+def pipeline_generator(generators: list[torch.Generator]) -> torch.Generator | list[torch.Generator]:
+    """The pipeline's `generator` argument for these per-variation generators: the list, or the one alone."""
     return generators[0] if len(generators) == 1 else generators

@@ -39,6 +39,7 @@ from reelgen.engines.diffusers_engine import (
     StepCallback,
     cpu_generator,
     default_device,
+    pipeline_generator,
     resolve_dtype,
     to_uint8_frames,
 )
@@ -200,7 +201,7 @@ class LTXEngine(DiffusersEngine[LTXPipeline]):
         generators = [cpu_generator(seed) for seed in request.seeds]
 
         def call(on_step_end: StepCallback) -> torch.Tensor:
-            common = self._call_arguments(params, generators[0] if request.count == 1 else generators, on_step_end)
+            common = self._call_arguments(params, pipeline_generator(generators), on_step_end)
             if request.input_image is not None:
                 image = PIL.Image.fromarray(np.ascontiguousarray(request.input_image), mode="RGB")
                 if isinstance(image_pipe, LTXConditionPipeline):

@@ -44,6 +44,7 @@ from reelgen.engines.diffusers_engine import (
     StepCallback,
     cpu_generator,
     default_device,
+    pipeline_generator,
     resolve_dtype,
     to_uint8_frames,
 )
@@ -167,7 +168,7 @@ class LTX2Engine(DiffusersEngine[LTX2Pipeline]):
         params = request.params
         shape = latent_shape(pipe, params.num_frames, params.size.height, params.size.width)
         # The same generators then draw the decode noise, exactly as the pipeline would after its last step.
-        generators = [cpu_generator(seed) for seed in request.seeds]  # the list variation_generators makes
+        generators = [cpu_generator(seed) for seed in request.seeds]
 
         def call(on_step_end: StepCallback) -> tuple[torch.Tensor, torch.Tensor]:
             arguments: dict[str, Any] = {
@@ -182,7 +183,7 @@ class LTX2Engine(DiffusersEngine[LTX2Pipeline]):
                 "num_inference_steps": params.steps,
                 "guidance_scale": params.guidance_scale,
                 "num_videos_per_prompt": request.count,
-                "generator": generators[0] if request.count == 1 else generators,
+                "generator": pipeline_generator(generators),
                 "output_type": "latent",
                 "return_dict": False,
                 "callback_on_step_end": on_step_end,
