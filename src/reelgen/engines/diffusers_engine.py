@@ -404,14 +404,24 @@ class DiffusersEngine(Engine, Generic[PipeT]):
         return self.run_batch(request, sink)[0]
 
     def _batch_outputs(
-        self, request: StageRequest, stats: dict[str, float], decode: Callable[[int], np.ndarray]
+        self,
+        request: StageRequest,
+        stats: dict[str, float],
+        decode: Callable[[int], np.ndarray],
+        soundtrack: Callable[[int], AudioTrack] | None = None,
     ) -> list[VideoOutput]:
         """One VideoOutput per variation of a pass, each decoding its own clip (`decode(i)`) when it is read, one
-        after another (decode times are per clip)."""
+        after another (decode times are per clip). A family that makes sound decodes each clip's soundtrack
+        (`soundtrack(i)`) at once: it is small, and the writer needs it before the first frame."""
         outputs = []
         for i in range(request.count):
             own = dict(stats)
-            outputs.append(self._video_output(request, self._lazy_chunks(partial(decode, i), own), own))
+            audio = None
+            if soundtrack is not None:
+                started = time.perf_counter()
+                audio = soundtrack(i)
+                own["audio_decode_seconds"] = time.perf_counter() - started
+            outputs.append(self._video_output(request, self._lazy_chunks(partial(decode, i), own), own, audio=audio))
         return outputs
 
     def _check_current(self, generation: int) -> None:

@@ -17,9 +17,7 @@ blocks that return (video, text): `_describe_blocks` tells them an LTX-2 block r
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
-from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -201,16 +199,12 @@ class LTX2Engine(DiffusersEngine[LTX2Pipeline]):
             request, sink, call, lambda packed: self._preview(packed, shape)
         )
         generation = self._generation
-        outputs = []
-        for i, generator in enumerate(generators):
-            own = dict(stats)  # decode times are per clip
-            started = time.perf_counter()
-            audio = self._decode_audio(audio_latents[i : i + 1])
-            own["audio_decode_seconds"] = time.perf_counter() - started
-            clip = latents[i : i + 1]
-            chunks = self._lazy_chunks(partial(self._decode, clip, generator, generation), own)
-            outputs.append(self._video_output(request, chunks, own, audio=audio))
-        return outputs
+        return self._batch_outputs(
+            request,
+            stats,
+            lambda i: self._decode(latents[i : i + 1], generators[i], generation),
+            soundtrack=lambda i: self._decode_audio(audio_latents[i : i + 1]),
+        )
 
     def _check_request(self, pipe: LTX2Pipeline, request: StageRequest) -> None:
         """Refuse what the pipeline would reject late or silently round (sizes, frame counts)."""
