@@ -1,14 +1,19 @@
-"""Helpers shared by the engine tests: a sink that records steps (and can cancel), one torch CPU thread."""
+"""Helpers shared by the engine tests: a sink that records steps (and can cancel), one torch CPU thread, a loaded
+engine for a module's tests, a job's parameters."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import numpy as np
 import pytest
 import torch
 
 from reelgen.domain.errors import JobCancelled
+from reelgen.domain.models import ModelSpec
+from reelgen.domain.params import GenerationParams, ParamLimits, validate_params
+from reelgen.engines.diffusers_engine import DiffusersEngine
 
 
 class RecordingSink:
@@ -31,3 +36,18 @@ def one_cpu_thread() -> Iterator[None]:
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+def loaded(create: Callable[[], DiffusersEngine[Any]]) -> Iterator[DiffusersEngine[Any]]:
+    """The body of an `engine` fixture: the engine `create` makes, loaded for the tests, unloaded after them."""
+    built = create()
+    built.load()
+    yield built
+    built.unload()
+
+
+def job_params(spec: ModelSpec, default_prompt: str, **kw: object) -> GenerationParams:
+    """A job's validated parameters: the spec's defaults (seed 42, `default_prompt`) and what `kw` changes."""
+    kw.setdefault("prompt", default_prompt)
+    kw.setdefault("seed", 42)
+    return validate_params(spec, ParamLimits(), **kw)  # type: ignore[arg-type]

@@ -26,7 +26,7 @@ from safetensors.torch import save_file
 
 from reelgen.domain.errors import InvalidParams, JobCancelled
 from reelgen.domain.models import ModelSpec, Size
-from reelgen.domain.params import GenerationParams, ParamLimits, validate_params
+from reelgen.domain.params import GenerationParams
 from reelgen.engines import presets, registry
 from reelgen.engines.base import StageRequest, VideoOutput
 from reelgen.engines.cogvideox import CogVideoXEngine, load_cogvideox_pipeline
@@ -65,7 +65,7 @@ from reelgen.engines.tiny_ltx2 import create_engine as create_ltx2
 from reelgen.engines.weights import WeightsNotFound
 from reelgen.media.probe import probe
 from reelgen.worker.output import encode_clip
-from tests.unit.engine_support import RecordingSink, one_cpu_thread  # noqa: F401 - autouse fixture
+from tests.unit.engine_support import RecordingSink, job_params, loaded, one_cpu_thread  # noqa: F401 - autouse fixture
 
 PROMPT = "a red fox running through the snow"
 
@@ -146,16 +146,11 @@ def family(request: pytest.FixtureRequest) -> Family:
 
 @pytest.fixture(scope="module")
 def engine(family: Family) -> Iterator[DiffusersEngine[Any]]:
-    built = family.create()
-    built.load()
-    yield built
-    built.unload()
+    yield from loaded(family.create)
 
 
 def params(family: Family, **kw: object) -> GenerationParams:
-    kw.setdefault("prompt", PROMPT)
-    kw.setdefault("seed", 42)
-    return validate_params(family.spec, ParamLimits(), **kw)  # type: ignore[arg-type]
+    return job_params(family.spec, PROMPT, **kw)
 
 
 def frames_of(output: VideoOutput) -> np.ndarray:

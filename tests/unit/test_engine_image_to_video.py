@@ -48,7 +48,7 @@ from reelgen.engines.tiny_cogvideox_i2v import create_engine as create_cogvideox
 from reelgen.engines.tiny_hunyuan15_i2v import TINY_RANDOM_HUNYUAN15_I2V, build_tiny_hunyuan15_i2v_pipeline
 from reelgen.engines.tiny_hunyuan15_i2v import create_engine as create_hunyuan15_i2v
 from reelgen.engines.weights import WeightsNotFound
-from tests.unit.engine_support import RecordingSink, one_cpu_thread  # noqa: F401 - autouse fixture
+from tests.unit.engine_support import RecordingSink, job_params, loaded, one_cpu_thread  # noqa: F401 - autouse fixture
 from tests.unit.test_engine_families import frames_of
 
 PROMPT = "a red fox running through the snow"
@@ -107,17 +107,12 @@ def family(request: pytest.FixtureRequest) -> Family:
 
 @pytest.fixture(scope="module")
 def engine(family: Family) -> Iterator[DiffusersEngine[Any]]:
-    built = family.create()
-    built.load()
-    yield built
-    built.unload()
+    yield from loaded(family.create)
 
 
 def params(family: Family, **kw: object) -> GenerationParams:
     """64x64, 9 frames, 2 steps (the tiny specs' defaults), with an uploaded image."""
-    kw.setdefault("prompt", PROMPT)
-    kw.setdefault("seed", 42)
-    return validate_params(family.spec, ParamLimits(), input_image="inputs/x/ref.png", **kw)  # type: ignore[arg-type]
+    return job_params(family.spec, PROMPT, input_image="inputs/x/ref.png", **kw)
 
 
 def generate(engine: DiffusersEngine[Any], p: GenerationParams, image: np.ndarray = IMAGE) -> np.ndarray:
