@@ -344,6 +344,7 @@ def cmd_eval_demo(args: argparse.Namespace) -> int:
         progress=print if args.verbose else None,
     )
     print(result.summary())
+    print(f"motion right per asked motion: {result.motion_breakdown()}")
     return 0
 
 

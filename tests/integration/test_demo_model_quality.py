@@ -63,7 +63,9 @@ def test_generation_is_deterministic_by_seed(pipe) -> None:  # type: ignore[no-u
 
 def test_held_out_captions_get_their_colour_and_background(pipe) -> None:  # type: ignore[no-untyped-def]
     result = evaluate(pipe, n=12)
-    summary = result.summary()
+    breakdown = result.motion_breakdown()
+    summary = f"{result.summary()}; motion right per asked motion: {breakdown}"
+    assert sum(int(part.rsplit("/", 1)[1]) for part in breakdown.split(", ")) == 12, summary
     assert result.accuracy("colour") >= 0.9, summary
     assert result.accuracy("background") >= 0.9, summary
     assert result.accuracy("motion") >= 6 / 12, summary

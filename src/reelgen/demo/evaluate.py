@@ -40,6 +40,15 @@ class EvalResult:
     def accuracy(self, attribute: str) -> float:
         return self.correct[attribute] / self.n if self.n else 0.0
 
+    def motion_breakdown(self) -> str:
+        """Right/asked per motion ("left 12/12, shrink 0/6, ..."): which paths the model has learned."""
+        asked: dict[str, list[int]] = {}
+        for row in self.rows:
+            tally = asked.setdefault(str(row["asked_motion"]), [0, 0])
+            tally[0] += bool(row["motion_ok"])
+            tally[1] += 1
+        return ", ".join(f"{m} {ok}/{n}" for m, (ok, n) in sorted(asked.items()))
+
     def summary(self) -> str:
         parts = [f"{a} {self.accuracy(a):.0%}" for a in ATTRIBUTES]
         parts.append(f"all {self.all_ok / max(self.n, 1):.0%}")
@@ -96,6 +105,7 @@ def evaluate(
         result.rows.append(
             {
                 "prompt": prompt,
+                "asked_motion": spec.objects[0].motion,
                 "colour": got.colour,
                 "shape": got.shape,
                 "motion": got.motion,
