@@ -1,11 +1,12 @@
 """The shipped reelgen-demo weights: they load offline, are the default model, are deterministic by seed, and on
 a dozen held-out captions (combinations of colour, shape and motion never seen in training) the classical checker
-finds the colour and background the caption asks for, and some of the motions.
+finds the colour, background and motion the caption asks for.
 
-Issue 5's bar is colour >= 90%, motion >= 80%, shape >= 70%. The weights shipped in session 7 are below it on
-motion and shape: on 100 held-out clips colour 99%, shape 31%, motion 78%, background 100% (benchmarks/README.md
-"Demo model"); on this dozen colour 100%, motion 67% (8 of 12; chance is about 1 in 12). The test guards colour
-and background at the bar and motion well above chance; shape joins it once a trained model reaches it."""
+Issue 5's bar is colour >= 90%, motion >= 80%, shape >= 70%. The weights shipped in session 8 meet it on colour
+and motion, not on shape: on 100 held-out clips colour 99%, shape 35%, motion 96%, background 100%
+(benchmarks/README.md "Demo model"); on this dozen colour 100%, motion 92% (11 of 12; chance is about 1 in 12).
+The test guards colour, background and motion at 9 of 12 (the bar with a clip's slack); shape joins them once a
+trained model reaches it."""
 
 from __future__ import annotations
 
@@ -68,7 +69,7 @@ def test_held_out_captions_get_their_colour_and_background(pipe) -> None:  # typ
     assert sum(int(part.rsplit("/", 1)[1]) for part in breakdown.split(", ")) == 12, summary
     assert result.accuracy("colour") >= 0.9, summary
     assert result.accuracy("background") >= 0.9, summary
-    assert result.accuracy("motion") >= 6 / 12, summary
+    assert result.accuracy("motion") >= 9 / 12, summary
 
 
 @pytest.mark.slow
