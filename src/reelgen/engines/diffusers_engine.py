@@ -461,7 +461,12 @@ def cpu_generator(seed: int) -> torch.Generator:
 def variation_generators(request: StageRequest) -> torch.Generator | list[torch.Generator]:
     """The pipeline's `generator` for a pass of `request.count` variations: one each (seed + i, the noise a call of
     its own would draw; diffusers draws a batch's noise sample by sample from such a list), one alone."""
-    return pipeline_generator([cpu_generator(seed) for seed in request.seeds])
+    return pipeline_generator(seed_generators(request))
+
+
+def seed_generators(request: StageRequest) -> list[torch.Generator]:
+    """One CPU generator per variation of `request` (seed + i), for families that also draw decode noise from it."""
+    return [cpu_generator(seed) for seed in request.seeds]
 
 
 def pipeline_generator(generators: list[torch.Generator]) -> torch.Generator | list[torch.Generator]:

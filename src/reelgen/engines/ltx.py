@@ -41,6 +41,7 @@ from reelgen.engines.diffusers_engine import (
     default_device,
     pipeline_generator,
     resolve_dtype,
+    seed_generators,
     to_uint8_frames,
 )
 from reelgen.engines.memory import ActivationProfile
@@ -198,7 +199,7 @@ class LTXEngine(DiffusersEngine[LTXPipeline]):
         assert image_pipe is not None
         params = request.params
         shape = latent_shape(pipe, params.num_frames, params.size.height, params.size.width)
-        generators = [cpu_generator(seed) for seed in request.seeds]
+        generators = seed_generators(request)
 
         def call(on_step_end: StepCallback) -> torch.Tensor:
             common = self._call_arguments(params, pipeline_generator(generators), on_step_end)

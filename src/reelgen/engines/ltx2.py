@@ -40,10 +40,10 @@ from reelgen.engines.diffusers_engine import (
     FRAMES_PER_CHUNK,
     DiffusersEngine,
     StepCallback,
-    cpu_generator,
     default_device,
     pipeline_generator,
     resolve_dtype,
+    seed_generators,
     to_uint8_frames,
 )
 from reelgen.engines.ltx import fit_ltx_preview_projection, latent_shape, packed_preview
@@ -166,7 +166,7 @@ class LTX2Engine(DiffusersEngine[LTX2Pipeline]):
         params = request.params
         shape = latent_shape(pipe, params.num_frames, params.size.height, params.size.width)
         # The same generators then draw the decode noise, exactly as the pipeline would after its last step.
-        generators = [cpu_generator(seed) for seed in request.seeds]
+        generators = seed_generators(request)
 
         def call(on_step_end: StepCallback) -> tuple[torch.Tensor, torch.Tensor]:
             arguments: dict[str, Any] = {
