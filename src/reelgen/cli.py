@@ -79,6 +79,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--vae-lr", type=float, help="VAE peak learning rate (new runs only; default 5e-4; lower to fine-tune)"
     )
+    p.add_argument(
+        "--decoder-steps",
+        type=int,
+        help="then train the VAE decoder alone, encoder frozen, for this many clip steps (new runs only; default 0)",
+    )
+    p.add_argument("--decoder-lr", type=float, help="its peak learning rate (new runs only; default 1e-4)")
     p.add_argument("--cache-size", type=int, help="training clips encoded for the transformer (new runs only)")
     p.add_argument("--batch", type=int, help="transformer batch size (new runs only; default 16)")
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1: shared machines)")
@@ -298,6 +304,8 @@ def cmd_train_demo(args: argparse.Namespace) -> int:
         vae_image_steps=defaults.vae_image_steps if args.vae_image_steps is None else args.vae_image_steps,
         vae_steps=defaults.vae_steps if args.vae_steps is None else args.vae_steps,
         vae_lr=args.vae_lr or defaults.vae_lr,
+        decoder_steps=args.decoder_steps or defaults.decoder_steps,
+        decoder_lr=args.decoder_lr or defaults.decoder_lr,
         cache_size=args.cache_size or defaults.cache_size,
         batch=args.batch or defaults.batch,
         text_encoder=args.text_encoder or defaults.text_encoder,

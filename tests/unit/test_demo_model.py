@@ -195,6 +195,54 @@ def test_widening_the_latent_keeps_what_the_vae_reconstructs() -> None:
         widen_latents(wide, build_vae(TINY))
 
 
+def test_widening_the_decoder_keeps_what_the_vae_decodes() -> None:
+    from reelgen.demo.model import build_vae, decoder_width, widen_decoder
+    from reelgen.demo.train import clips_to_tensor
+    from reelgen.demo.world import render, sample_spec
+
+    torch.manual_seed(0)
+    narrow = build_vae(dataclasses.replace(TINY, vae_decoder_scale=1))
+    with torch.no_grad():
+        for p in narrow.parameters():
+            p.add_(torch.randn_like(p) * 0.05)
+    wide = widen_decoder(narrow, 12, noise=0.0)
+    assert decoder_width(narrow) == 4 and decoder_width(wide) == 12
+    x = clips_to_tensor(render(sample_spec(np.random.default_rng(1)), 5, 32, 32, seed=0)[None])
+    with torch.no_grad():
+        z = narrow.encode(x).latent_dist.mode()
+        assert torch.equal(z, wide.encode(x).latent_dist.mode())  # the encoder is untouched
+        before, after = narrow.decode(z).sample, wide.decode(z).sample
+    assert torch.allclose(before, after, atol=1e-5)
+    assert sum(p.numel() for p in wide.decoder.parameters()) > 5 * sum(p.numel() for p in narrow.decoder.parameters())
+    with pytest.raises(ValueError, match="multiple"):
+        widen_decoder(narrow, 6)
+
+
+def test_the_decoder_stage_widens_an_init_vae_and_trains_only_the_decoder(tmp_path: Path) -> None:
+    quiet = {"progress": lambda _: None}
+    narrow = dataclasses.replace(tiny_train_config(), model=dataclasses.replace(TINY, vae_decoder_scale=1))
+    first = Trainer(tmp_path / "first", narrow, **quiet)
+    first.train_vae()
+    config = dataclasses.replace(tiny_train_config(), vae_steps=0, decoder_steps=2, checkpoint_every=1)
+    second = Trainer(tmp_path / "second", config, init_vae=tmp_path / "first" / "vae", **quiet)
+    second.train_vae()
+    widened = {k: v.clone() for k, v in second.pipe.vae.state_dict().items()}
+    second.train_decoder()
+    a, b = first.pipe.vae.state_dict(), second.pipe.vae.state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a if k.startswith(("encoder.", "quant_conv.")))
+    assert b["decoder.conv_out.weight"].shape[1] == 2 * a["decoder.conv_out.weight"].shape[1]
+    assert not torch.equal(widened["decoder.conv_out.weight"], b["decoder.conv_out.weight"])
+    records = [json.loads(line) for line in (tmp_path / "second" / "log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in records if r["stage"] == "decoder"] == [1, 2]
+    # Resumed, the finished stage is not repeated and the run's exported VAE is the trained one.
+    again = Trainer(tmp_path / "second", config, resume=True, **quiet)
+    again.train_vae()
+    again.train_decoder()
+    c = again.pipe.vae.state_dict()
+    assert all(torch.equal(b[k], c[k]) for k in b)
+    assert (tmp_path / "second" / "vae" / "config.json").is_file()
+
+
 def test_latent_object_mask_follows_the_object_at_latent_resolution() -> None:
     from reelgen.demo.train import latent_mask
 

@@ -7,6 +7,8 @@ Stages, each resumable from the run folder (``--resume``):
    clips (it is causal in time and carries a cache from chunk to chunk, so clips must span all 17 frames).
    L1 + MSE reconstruction weighted towards the object's pixels (a shape covers 2-6% of the frame; unweighted,
    the VAE learns the background first and blurs objects away for hundreds of steps), and a small KL term.
+   **1b. Decoder** (``decoder.pt``, ``decoder_steps``, none by default): the decoder alone, the encoder frozen;
+   an ``--init-vae`` with a narrower decoder than ``ModelConfig`` asks for is widened first (``widen_decoder``).
 2. **Latent cache** (``cache.pt``): ``cache_size`` training-split scenes (``sample_spec(rng, "train")``, so
    held-out combinations never reach the model) encoded to the VAE posterior mean, plus their specs; the
    per-channel mean/std go into the VAE config (``latents_mean``/``latents_std``) like a real Wan VAE's.
@@ -52,9 +54,11 @@ from reelgen.demo.model import (
     SIZE,
     ModelConfig,
     build_pipeline,
+    decoder_width,
     encode_prompts,
     normalize_latents,
     set_latent_stats,
+    widen_decoder,
     widen_latents,
 )
 from reelgen.demo.transformer import PositionedPatchEmbedding
@@ -83,6 +87,13 @@ class TrainConfig:
     vae_object_weight: float = 10.0
     vae_lr: float = 5e-4
     kl_weight: float = 1e-7
+    # Stage 1b: the decoder alone on whole clips, the encoder frozen (so latents, the cache and a transformer
+    # trained on them keep their meaning): how a wider decoder (ModelConfig.vae_decoder_scale) learns detail on
+    # top of an --init-vae. Fine-tuning from the end of stage 1 wants a rate near where stage 1 ended (5e-5):
+    # at 3e-4 the widened decoder lost 60% of its reconstruction quality in 250 steps, at 1e-4 14%, regained by
+    # step 1,000 (benchmarks/README.md).
+    decoder_steps: int = 0
+    decoder_lr: float = 1e-4
     # Stage 2: latent cache.
     cache_size: int = 4000
     # Stage 3: transformer + text encoder.
@@ -170,11 +181,12 @@ def _torch_gen(seed: int, stage: int, step: int) -> torch.Generator:
     return torch.Generator().manual_seed(int(np.random.SeedSequence([seed, stage, step]).generate_state(1)[0]))
 
 
-def vae_batch(config: TrainConfig, step: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Freshly rendered training clips (random crops when ``vae_crop`` < SIZE) for VAE step ``step``, and a
-    per-pixel loss weight: ``1 + vae_object_weight`` where the object is, 1 on the background."""
-    rng = _rng(config.seed, 1, step)
-    images = step < config.vae_image_steps  # the single-frame stage
+def vae_batch(config: TrainConfig, step: int, *, decoder: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+    """Freshly rendered training clips (random crops when ``vae_crop`` < SIZE) for VAE step ``step`` (of the
+    decoder stage if ``decoder``), and a per-pixel loss weight: ``1 + vae_object_weight`` where the object is, 1
+    on the background."""
+    rng = _rng(config.seed, 4 if decoder else 1, step)
+    images = not decoder and step < config.vae_image_steps  # the single-frame stage
     frames, batch = (1, config.vae_image_batch) if images else (config.vae_frames, config.vae_batch)
     shape = (batch, frames, config.vae_crop, config.vae_crop)
     out = np.empty((*shape, 3), dtype=np.uint8)
@@ -189,6 +201,16 @@ def vae_batch(config: TrainConfig, step: int) -> tuple[torch.Tensor, torch.Tenso
         out[i] = clip[window]
         weight[i] += config.vae_object_weight * on_object[window]
     return clips_to_tensor(out), torch.from_numpy(weight).unsqueeze(1)
+
+
+def reconstruction_loss(rec: torch.Tensor, x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    err = rec - x
+    return (weight * (err.abs() + err.square())).sum() / (weight.sum() * x.shape[1])
+
+
+def _cosine_lr(peak: float, step: int, total: int) -> float:
+    """50 warm-up steps, then a cosine down to a tenth of ``peak``."""
+    return peak * min(1.0, (step + 1) / 50) * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * step / total)))
 
 
 def object_mask(spec: SceneSpec, clip: np.ndarray, seed: int) -> np.ndarray:
@@ -297,6 +319,9 @@ class Trainer:
             # A VAE trained elsewhere (a committed warm start, or another run): take its weights instead of the
             # single-frame stage; the clip stage still runs its `vae_steps` (0 skips it) on top.
             trained = AutoencoderKLWan.from_pretrained(self.init_vae, torch_dtype=torch.float32)
+            if decoder_width(trained) != decoder_width(vae):  # a narrower decoder: widen it, then train it
+                gen = _torch_gen(cfg.seed, 5, 0)
+                trained = widen_decoder(trained, decoder_width(vae), generator=gen)
             widen_latents(trained, vae)
             _save({"step": cfg.vae_image_steps, "vae": vae.state_dict(), "opt": opt.state_dict()}, path)
             self._log({"stage": "vae", "init_from": str(self.init_vae), "step": cfg.vae_image_steps})
@@ -315,13 +340,11 @@ class Trainer:
         while step < total:
             x, weight = vae_batch(cfg, step)
             torch.manual_seed(cfg.seed * 1_000_003 + step)  # the posterior sample
-            lr = cfg.vae_lr * min(1.0, (step + 1) / 50) * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * step / total)))
             for group in opt.param_groups:
-                group["lr"] = lr
+                group["lr"] = _cosine_lr(cfg.vae_lr, step, total)
             posterior = vae.encode(x).latent_dist
             rec = vae.decode(posterior.sample()).sample
-            err = rec - x
-            recon = (weight * (err.abs() + err.square())).sum() / (weight.sum() * x.shape[1])
+            recon = reconstruction_loss(rec, x, weight)
             kl = posterior.kl().mean()
             loss = recon + cfg.kl_weight * kl
             opt.zero_grad(set_to_none=True)
@@ -341,6 +364,48 @@ class Trainer:
                 _save({"step": step, "vae": vae.state_dict(), "opt": opt.state_dict()}, path)
         vae.eval()
         # The finished stage on its own (diffusers layout, safetensors): `--init-vae` for later runs.
+        vae.save_pretrained(self.run_dir / "vae", safe_serialization=True)
+
+    def train_decoder(self) -> None:
+        """Stage 1b: ``decoder_steps`` on the decoder (and post_quant_conv) alone; the encoder stays as it is."""
+        cfg, vae = self.config, self.pipe.vae
+        path = self.run_dir / "decoder.pt"
+        if cfg.decoder_steps <= 0:
+            return
+        trained = [*vae.decoder.parameters(), *vae.post_quant_conv.parameters()]
+        opt = torch.optim.AdamW(trained, lr=cfg.decoder_lr, weight_decay=0.0)
+        step = 0
+        if path.exists():
+            state = _load(path)
+            vae.load_state_dict(state["vae"])
+            opt.load_state_dict(state["opt"])
+            step = state["step"]
+        if step >= cfg.decoder_steps:
+            vae.eval()
+            return
+        vae.train()
+        started, start_step, window = time.perf_counter(), step, []
+        while step < cfg.decoder_steps:
+            x, weight = vae_batch(cfg, step, decoder=True)
+            for group in opt.param_groups:
+                group["lr"] = _cosine_lr(cfg.decoder_lr, step, cfg.decoder_steps)
+            with torch.no_grad():
+                torch.manual_seed(cfg.seed * 1_000_003 + step)  # the posterior sample
+                z = vae.encode(x).latent_dist.sample()
+            loss = reconstruction_loss(vae.decode(z).sample, x, weight)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(trained, 1.0)
+            opt.step()
+            step += 1
+            window.append(loss.item())
+            if step % cfg.log_every == 0 or step == cfg.decoder_steps:
+                rate = (step - start_step) / (time.perf_counter() - started)
+                self._log({"stage": "decoder", "step": step, "recon": float(np.mean(window)), "steps_per_s": rate})
+                window = []
+            if step % cfg.checkpoint_every == 0 or step == cfg.decoder_steps:
+                _save({"step": step, "vae": vae.state_dict(), "opt": opt.state_dict()}, path)
+        vae.eval()
         vae.save_pretrained(self.run_dir / "vae", safe_serialization=True)
 
     # -- stage 2 -------------------------------------------------------------------------------------------
@@ -530,6 +595,7 @@ class Trainer:
 
     def run(self, max_seconds: float | None = None) -> int:
         self.train_vae()
+        self.train_decoder()
         cache = self.build_cache()
         return self.train_transformer(cache, max_seconds=max_seconds)
 
