@@ -66,7 +66,7 @@ class ModelConfig:
     vae_temporal: tuple[bool, ...] = (False, False)
     # The decoder is this many times wider than the encoder. At 1x (sessions 1-8) round trips of held-out clips
     # kept the asked shape 60% of the time (stars blurred into circles, crosses into diamonds); a 2x decoder
-    # trained against the frozen 1x encoder kept it 85% of the time (benchmarks/README.md).
+    # trained against the frozen 1x encoder kept it 90% of the time (benchmarks/README.md).
     vae_decoder_scale: int = 2
     z_dim: int = 16
     patch: tuple[int, int, int] = (1, 4, 4)

@@ -90,8 +90,8 @@ class TrainConfig:
     # Stage 1b: the decoder alone on whole clips, the encoder frozen (so latents, the cache and a transformer
     # trained on them keep their meaning): how a wider decoder (ModelConfig.vae_decoder_scale) learns detail on
     # top of an --init-vae. Fine-tuning from the end of stage 1 wants a rate near where stage 1 ended (5e-5):
-    # at 3e-4 the widened decoder lost 60% of its reconstruction quality in 250 steps, at 1e-4 14%, regained by
-    # step 1,000 (benchmarks/README.md).
+    # at 3e-4 the widened decoder's loss on fixed clips rose 64% in 250 steps, at 1e-4 14%, and was 27% below
+    # where it started by step 3,000 (benchmarks/README.md).
     decoder_steps: int = 0
     decoder_lr: float = 1e-4
     # Stage 2: latent cache.
