@@ -85,10 +85,10 @@ def create_and_wait(server_url: str, prompt: str, **extra: Any) -> dict[str, Any
     return video
 
 
-def fill_form(page: Any, prompt: str, *, steps: str = "2", seed: str = "") -> None:
+def fill_form(page: Any, prompt: str, *, steps: str = "2", seed: str = "", size: str = "64x64") -> None:
     page.select_option("#model", "tiny-random-wan")
     page.fill("#prompt", prompt)
-    page.select_option("#size", "64x64")
+    page.select_option("#size", size)
     page.select_option("#seconds", "1")
     page.fill("#seed", seed)
     if page.locator("#advanced").get_attribute("open") is None:
@@ -161,7 +161,9 @@ def test_submit_watch_the_queue_and_steps_cancel_and_play(
 ) -> None:
     open_page(page, "/")
     # A long job first (two variations of 50 steps: one bar of 100), then a short one that waits in line behind it.
-    fill_form(page, "a slow fox", steps="50", seed="1")
+    # At 256x256 (16x the tokens of 64x64): at 64x64 a fast machine ran all 100 steps while the page waited for the
+    # first preview frame (previews come at most once a second), and the job finished before the cancel click.
+    fill_form(page, "a slow fox", steps="50", seed="1", size="256x256")
     page.click("label[for=n-2]")
     page.click("#submit")
     expect(job(page, "a slow fox")).to_be_visible()
