@@ -313,7 +313,6 @@ class Trainer:
         cfg, vae = self.config, self.pipe.vae
         path = self.run_dir / "vae.pt"
         opt = torch.optim.AdamW(vae.parameters(), lr=cfg.vae_lr, weight_decay=0.0)
-        step = 0
         total = cfg.vae_image_steps + cfg.vae_steps
         if self.init_vae is not None and not path.exists():
             # A VAE trained elsewhere (a committed warm start, or another run): take its weights instead of the
@@ -325,46 +324,16 @@ class Trainer:
             widen_latents(trained, vae)
             _save({"step": cfg.vae_image_steps, "vae": vae.state_dict(), "opt": opt.state_dict()}, path)
             self._log({"stage": "vae", "init_from": str(self.init_vae), "step": cfg.vae_image_steps})
-        if path.exists():
-            state = _load(path)
-            vae.load_state_dict(state["vae"])
-            opt.load_state_dict(state["opt"])
-            step = state["step"]
-        if step >= total:
-            vae.eval()
-            if not (self.run_dir / "vae" / "config.json").exists():
-                vae.save_pretrained(self.run_dir / "vae", safe_serialization=True)
-            return
-        vae.train()
-        started, start_step, window = time.perf_counter(), step, []
-        while step < total:
+
+        def loss_at(step: int) -> tuple[torch.Tensor, dict[str, float]]:
             x, weight = vae_batch(cfg, step)
             torch.manual_seed(cfg.seed * 1_000_003 + step)  # the posterior sample
-            for group in opt.param_groups:
-                group["lr"] = _cosine_lr(cfg.vae_lr, step, total)
             posterior = vae.encode(x).latent_dist
-            rec = vae.decode(posterior.sample()).sample
-            recon = reconstruction_loss(rec, x, weight)
+            recon = reconstruction_loss(vae.decode(posterior.sample()).sample, x, weight)
             kl = posterior.kl().mean()
-            loss = recon + cfg.kl_weight * kl
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(vae.parameters(), 1.0)
-            opt.step()
-            step += 1
-            window.append((recon.item(), kl.item()))
-            if step % cfg.log_every == 0 or step == total:
-                rate = (step - start_step) / (time.perf_counter() - started)
-                rec_mean, kl_mean = np.mean(window, axis=0)
-                self._log(
-                    {"stage": "vae", "step": step, "recon": float(rec_mean), "kl": float(kl_mean), "steps_per_s": rate}
-                )
-                window = []
-            if step % cfg.checkpoint_every == 0 or step == total:
-                _save({"step": step, "vae": vae.state_dict(), "opt": opt.state_dict()}, path)
-        vae.eval()
-        # The finished stage on its own (diffusers layout, safetensors): `--init-vae` for later runs.
-        vae.save_pretrained(self.run_dir / "vae", safe_serialization=True)
+            return recon + cfg.kl_weight * kl, {"recon": recon.item(), "kl": kl.item()}
+
+        self._fit_autoencoder("vae", path, opt, list(vae.parameters()), total, cfg.vae_lr, loss_at)
 
     def train_decoder(self) -> None:
         """Stage 1b: ``decoder_steps`` on the decoder (and post_quant_conv) alone; the encoder stays as it is."""
@@ -374,36 +343,60 @@ class Trainer:
             return
         trained = [*vae.decoder.parameters(), *vae.post_quant_conv.parameters()]
         opt = torch.optim.AdamW(trained, lr=cfg.decoder_lr, weight_decay=0.0)
+
+        def loss_at(step: int) -> tuple[torch.Tensor, dict[str, float]]:
+            x, weight = vae_batch(cfg, step, decoder=True)
+            with torch.no_grad():
+                torch.manual_seed(cfg.seed * 1_000_003 + step)  # the posterior sample
+                z = vae.encode(x).latent_dist.sample()
+            loss = reconstruction_loss(vae.decode(z).sample, x, weight)
+            return loss, {"recon": loss.item()}
+
+        self._fit_autoencoder("decoder", path, opt, trained, cfg.decoder_steps, cfg.decoder_lr, loss_at)
+
+    def _fit_autoencoder(
+        self,
+        stage: str,
+        path: Path,
+        opt: torch.optim.Optimizer,
+        params: list[torch.nn.Parameter],
+        total: int,
+        peak_lr: float,
+        loss_at: Callable[[int], tuple[torch.Tensor, dict[str, float]]],
+    ) -> None:
+        """The loop both VAE stages run, from the checkpoint at ``path`` (if any) to ``total``: cosine rate,
+        clipped gradients, logged means of what ``loss_at`` reports, checkpoints, and the finished VAE exported to
+        ``<run>/vae`` (diffusers layout, safetensors: ``--init-vae`` for later runs)."""
+        cfg, vae = self.config, self.pipe.vae
         step = 0
         if path.exists():
             state = _load(path)
             vae.load_state_dict(state["vae"])
             opt.load_state_dict(state["opt"])
             step = state["step"]
-        if step >= cfg.decoder_steps:
+        if step >= total:  # finished by an earlier run: export only what is missing (stage 1b may have written it)
             vae.eval()
+            if not (self.run_dir / "vae" / "config.json").exists():
+                vae.save_pretrained(self.run_dir / "vae", safe_serialization=True)
             return
         vae.train()
         started, start_step, window = time.perf_counter(), step, []
-        while step < cfg.decoder_steps:
-            x, weight = vae_batch(cfg, step, decoder=True)
+        while step < total:
             for group in opt.param_groups:
-                group["lr"] = _cosine_lr(cfg.decoder_lr, step, cfg.decoder_steps)
-            with torch.no_grad():
-                torch.manual_seed(cfg.seed * 1_000_003 + step)  # the posterior sample
-                z = vae.encode(x).latent_dist.sample()
-            loss = reconstruction_loss(vae.decode(z).sample, x, weight)
+                group["lr"] = _cosine_lr(peak_lr, step, total)
+            loss, logged = loss_at(step)
             opt.zero_grad(set_to_none=True)
             loss.backward()
-            torch.nn.utils.clip_grad_norm_(trained, 1.0)
+            torch.nn.utils.clip_grad_norm_(params, 1.0)
             opt.step()
             step += 1
-            window.append(loss.item())
-            if step % cfg.log_every == 0 or step == cfg.decoder_steps:
+            window.append(logged)
+            if step % cfg.log_every == 0 or step == total:
                 rate = (step - start_step) / (time.perf_counter() - started)
-                self._log({"stage": "decoder", "step": step, "recon": float(np.mean(window)), "steps_per_s": rate})
+                means = {key: float(np.mean([w[key] for w in window])) for key in window[0]}
+                self._log({"stage": stage, "step": step, **means, "steps_per_s": rate})
                 window = []
-            if step % cfg.checkpoint_every == 0 or step == cfg.decoder_steps:
+            if step % cfg.checkpoint_every == 0 or step == total:
                 _save({"step": step, "vae": vae.state_dict(), "opt": opt.state_dict()}, path)
         vae.eval()
         vae.save_pretrained(self.run_dir / "vae", safe_serialization=True)
