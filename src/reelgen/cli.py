@@ -85,6 +85,19 @@ def main(argv: list[str] | None = None) -> int:
         help="then train the VAE decoder alone, encoder frozen, for this many clip steps (new runs only; default 0)",
     )
     p.add_argument("--decoder-lr", type=float, help="its peak learning rate (new runs only; default 1e-4)")
+    p.add_argument("--lr", type=float, help="transformer peak learning rate (new runs only; default 1e-3)")
+    p.add_argument(
+        "--final-lr",
+        type=float,
+        help="anneal the transformer's rate along a cosine down to this at --steps (new runs only; default: none, "
+        "the rate stays at --lr)",
+    )
+    p.add_argument(
+        "--loss-sigma-floor",
+        type=float,
+        help="the clean-latent error weighs 1/max(sigma, this)^2 (new runs only; default 0.25; higher: more weight "
+        "on noisy samples, where the words must decide the shape)",
+    )
     p.add_argument("--cache-size", type=int, help="training clips encoded for the transformer (new runs only)")
     p.add_argument("--batch", type=int, help="transformer batch size (new runs only; default 16)")
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1: shared machines)")
@@ -308,6 +321,9 @@ def cmd_train_demo(args: argparse.Namespace) -> int:
         decoder_lr=args.decoder_lr or defaults.decoder_lr,
         cache_size=args.cache_size or defaults.cache_size,
         batch=args.batch or defaults.batch,
+        lr=args.lr or defaults.lr,
+        final_lr=args.final_lr,
+        loss_sigma_floor=args.loss_sigma_floor or defaults.loss_sigma_floor,
         text_encoder=args.text_encoder or defaults.text_encoder,
         canonical_captions=defaults.canonical_captions if args.canonical_captions is None else args.canonical_captions,
     )

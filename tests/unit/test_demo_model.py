@@ -4,6 +4,7 @@ determinism, and the training loop (loss goes down, resume continues exactly). A
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import json
 from pathlib import Path
 
@@ -422,3 +423,19 @@ def test_canonical_captions_replace_random_wording_in_their_share(tmp_path: Path
     assert len({plain._training_caption(spec, rng) for _ in range(200)}) > 5  # the default: random wording
     with pytest.raises(ValueError, match="canonical_captions"):
         dc.replace(tiny_train_config(), canonical_captions=0.95)
+
+
+def test_the_transformer_rate_warms_up_then_stays_or_anneals_to_final_lr() -> None:
+    from reelgen.demo.train import transformer_lr
+
+    constant = dataclasses.replace(tiny_train_config(steps=1000), lr=1e-3, warmup=100)
+    assert transformer_lr(constant, 49) == pytest.approx(5e-4)
+    assert transformer_lr(constant, 100) == transformer_lr(constant, 999) == pytest.approx(1e-3)
+    annealed = dataclasses.replace(constant, final_lr=1e-4)
+    assert transformer_lr(annealed, 49) == pytest.approx(5e-4 * (1 - 0.9 * (1 - np.cos(np.pi * 0.049)) / 2))
+    assert transformer_lr(annealed, 500) == pytest.approx(5.5e-4)
+    assert transformer_lr(annealed, 1000) == pytest.approx(1e-4)
+    rates = [transformer_lr(annealed, s) for s in range(100, 1001)]
+    assert all(a >= b for a, b in itertools.pairwise(rates))
+    with pytest.raises(ValueError, match="final_lr"):
+        dataclasses.replace(constant, final_lr=2e-3)

@@ -101,6 +101,9 @@ class TrainConfig:
     batch: int = 32
     lr: float = 1e-3
     warmup: int = 200
+    # None: the rate stays at ``lr`` after warm-up. A value: it follows a cosine from ``lr`` down to this at
+    # ``steps``, to finish a continued run (sessions 3-9 trained at a constant 1e-3, the EMA their only smoothing).
+    final_lr: float | None = None
     caption_dropout: float = 0.1
     # Share of captions in the canonical wording ("a red circle moves to the left on a black background"); the
     # rest are random templates and synonyms. With a frozen random text encoder every synonym is a separate
@@ -137,6 +140,8 @@ class TrainConfig:
             raise ValueError(f"text_encoder must be 'joint' or 'frozen', not {self.text_encoder!r}")
         if not 0.0 <= self.canonical_captions <= 1.0 - self.caption_dropout:
             raise ValueError(f"canonical_captions must be between 0 and {1.0 - self.caption_dropout:g}")
+        if self.final_lr is not None and not 0.0 < self.final_lr <= self.lr:
+            raise ValueError(f"final_lr must be above 0 and at most lr ({self.lr:g}), not {self.final_lr:g}")
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -211,6 +216,15 @@ def reconstruction_loss(rec: torch.Tensor, x: torch.Tensor, weight: torch.Tensor
 def _cosine_lr(peak: float, step: int, total: int) -> float:
     """50 warm-up steps, then a cosine down to a tenth of ``peak``."""
     return peak * min(1.0, (step + 1) / 50) * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * step / total)))
+
+
+def transformer_lr(cfg: TrainConfig, step: int) -> float:
+    """The transformer's base rate at ``step``: linear warm-up, then constant or a cosine to ``final_lr``."""
+    rate = cfg.lr * min(1.0, (step + 1) / cfg.warmup)
+    if cfg.final_lr is None:
+        return rate
+    progress = min(1.0, step / max(cfg.steps, 1))
+    return rate * (cfg.final_lr / cfg.lr + (1 - cfg.final_lr / cfg.lr) * 0.5 * (1 + math.cos(math.pi * progress)))
 
 
 def object_mask(spec: SceneSpec, clip: np.ndarray, seed: int) -> np.ndarray:
@@ -502,7 +516,7 @@ class Trainer:
                 break
             loss = self.flow_matching_loss(x0_all, specs, step, cache["masks"])
             for group in opt.param_groups:
-                group["lr"] = cfg.lr * group["lr_scale"] * min(1.0, (step + 1) / cfg.warmup)
+                group["lr"] = transformer_lr(cfg, step) * group["lr_scale"]
             opt.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(modules.parameters(), 1.0)
