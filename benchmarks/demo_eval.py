@@ -48,7 +48,8 @@ def main() -> int:
             progress=print if args.verbose else None,
         )
         print(f"held-out generation ({args.steps} steps, cfg {args.guidance_scale:g}), {result.summary()}")
-        print(f"motion right per asked motion: {result.motion_breakdown()}")
+        print(f"motion right per asked motion: {result.breakdown('motion')}")
+    print(f"shape right per asked shape: {result.breakdown('shape')}")
     print(f"weights: {args.weights} ({size_mb:.1f} MB), torch threads: {args.threads}")
     return 0
 

@@ -368,7 +368,8 @@ def cmd_eval_demo(args: argparse.Namespace) -> int:
         progress=print if args.verbose else None,
     )
     print(result.summary())
-    print(f"motion right per asked motion: {result.motion_breakdown()}")
+    print(f"motion right per asked motion: {result.breakdown('motion')}")
+    print(f"shape right per asked shape: {result.breakdown('shape')}")
     return 0
 
 

@@ -64,9 +64,8 @@ def test_generation_is_deterministic_by_seed(pipe) -> None:  # type: ignore[no-u
 
 def test_held_out_captions_get_their_colour_and_background(pipe) -> None:  # type: ignore[no-untyped-def]
     result = evaluate(pipe, n=12)
-    breakdown = result.motion_breakdown()
-    summary = f"{result.summary()}; motion right per asked motion: {breakdown}"
-    assert sum(int(part.rsplit("/", 1)[1]) for part in breakdown.split(", ")) == 12, summary
+    summary = f"{result.summary()}; motion right per asked motion: {result.breakdown('motion')}"
+    assert sum(asked for _, asked in result.per_asked("motion").values()) == 12, summary
     assert result.accuracy("colour") >= 0.9, summary
     assert result.accuracy("background") >= 0.9, summary
     assert result.accuracy("motion") >= 9 / 12, summary

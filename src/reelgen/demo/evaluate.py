@@ -18,7 +18,7 @@ import torch
 from diffusers.pipelines.wan.pipeline_wan import WanPipeline
 
 from reelgen.demo.captions import caption
-from reelgen.demo.checker import check
+from reelgen.demo.checker import CheckResult, check
 from reelgen.demo.model import MAX_SEQUENCE_LENGTH, NUM_FRAMES, SIZE, UPSCALE
 from reelgen.demo.world import SceneSpec, sample_spec
 from reelgen.engines.wan import pipeline_num_frames
@@ -40,14 +40,37 @@ class EvalResult:
     def accuracy(self, attribute: str) -> float:
         return self.correct[attribute] / self.n if self.n else 0.0
 
-    def motion_breakdown(self) -> str:
-        """Right/asked per motion ("left 12/12, shrink 0/6, ..."): which paths the model has learned."""
-        asked: dict[str, list[int]] = {}
+    def record(self, got: CheckResult, spec: SceneSpec, prompt: str = "") -> None:
+        """Count one scored clip: per attribute, all four, and a row with what was asked and what was seen."""
+        oks = {"colour": got.colour_ok, "shape": got.shape_ok, "motion": got.motion_ok, "background": got.background_ok}
+        self.n += 1
+        for a, ok in oks.items():
+            self.correct[a] += bool(ok)
+        self.all_ok += all(oks.values())
+        asked = spec.objects[0]
+        self.rows.append(
+            {
+                "prompt": prompt,
+                "asked_shape": asked.shape,
+                "asked_motion": asked.motion,
+                "colour": got.colour,
+                "shape": got.shape,
+                "motion": got.motion,
+                **{f"{a}_ok": ok for a, ok in oks.items()},
+            }
+        )
+
+    def per_asked(self, attribute: str) -> dict[str, tuple[int, int]]:
+        """For "shape" or "motion": asked value -> (clips that got it right, clips that asked for it)."""
+        tallies: dict[str, tuple[int, int]] = {}
         for row in self.rows:
-            tally = asked.setdefault(str(row["asked_motion"]), [0, 0])
-            tally[0] += bool(row["motion_ok"])
-            tally[1] += 1
-        return ", ".join(f"{m} {ok}/{n}" for m, (ok, n) in sorted(asked.items()))
+            right, asked = tallies.get(str(row[f"asked_{attribute}"]), (0, 0))
+            tallies[str(row[f"asked_{attribute}"])] = (right + bool(row[f"{attribute}_ok"]), asked + 1)
+        return dict(sorted(tallies.items()))
+
+    def breakdown(self, attribute: str) -> str:
+        """Right/asked per asked value ("left 12/12, shrink 0/6, ..."): which shapes or paths the model has learned."""
+        return ", ".join(f"{value} {right}/{asked}" for value, (right, asked) in self.per_asked(attribute).items())
 
     def summary(self) -> str:
         parts = [f"{a} {self.accuracy(a):.0%}" for a in ATTRIBUTES]
@@ -97,21 +120,7 @@ def evaluate(
         clip = generate(pipe, prompt, seed + i, steps, guidance)
         result.seconds.append(time.perf_counter() - started)
         got = check(clip, spec)
-        result.n += 1
-        oks = {"colour": got.colour_ok, "shape": got.shape_ok, "motion": got.motion_ok, "background": got.background_ok}
-        for a, ok in oks.items():
-            result.correct[a] += bool(ok)
-        result.all_ok += all(oks.values())
-        result.rows.append(
-            {
-                "prompt": prompt,
-                "asked_motion": spec.objects[0].motion,
-                "colour": got.colour,
-                "shape": got.shape,
-                "motion": got.motion,
-                **{f"{a}_ok": ok for a, ok in oks.items()},
-            }
-        )
+        result.record(got, spec, prompt)
         if save_dir is not None:
             save_dir.mkdir(parents=True, exist_ok=True)
             np.save(save_dir / f"{i:03d}.npy", clip)
@@ -134,10 +143,5 @@ def reconstruction_accuracy(pipe: WanPipeline, n: int = 50, seed: int = 1234) ->
             x = vae.decode(vae.encode(clips_to_tensor(clip[None])).latent_dist.mode()).sample
         result.seconds.append(time.perf_counter() - started)
         rec = ((x[0].permute(1, 2, 3, 0).clamp(-1, 1) + 1) * 127.5 + 0.5).to(torch.uint8).numpy()
-        got = check(upscale_frames(rec, UPSCALE), spec)
-        oks = {"colour": got.colour_ok, "shape": got.shape_ok, "motion": got.motion_ok, "background": got.background_ok}
-        result.n += 1
-        for a, ok in oks.items():
-            result.correct[a] += bool(ok)
-        result.all_ok += all(oks.values())
+        result.record(check(upscale_frames(rec, UPSCALE), spec), spec)
     return result
