@@ -3,6 +3,7 @@
     .venv/bin/python benchmarks/demo_eval.py --n 100                       # the packaged weights
     .venv/bin/python benchmarks/demo_eval.py --weights demo-run/pipeline   # a training run's latest checkpoint
     .venv/bin/python benchmarks/demo_eval.py --vae-only --n 50             # ceiling: checker on VAE round trips
+    .venv/bin/python benchmarks/demo_eval.py --split train --n 80          # combinations it trained on
 
 Prints per-attribute accuracy on clips generated from canonical captions of held-out (colour, shape, motion)
 combinations, seconds per clip (denoise + decode, one thread unless --threads), and the weights' size on disk.
@@ -29,6 +30,9 @@ def main() -> int:
     ap.add_argument("--guidance-scale", type=float, default=DEFAULT_GUIDANCE)
     ap.add_argument("--seed", type=int, default=1234)
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument(
+        "--split", choices=("heldout", "train"), default="heldout", help="train: combinations the model trained on"
+    )
     ap.add_argument("--vae-only", action="store_true", help="score VAE reconstructions of rendered clips instead")
     ap.add_argument("-v", "--verbose", action="store_true")
     args = ap.parse_args()
@@ -45,9 +49,10 @@ def main() -> int:
             steps=args.steps,
             guidance=args.guidance_scale,
             seed=args.seed,
+            split=args.split,
             progress=print if args.verbose else None,
         )
-        print(f"held-out generation ({args.steps} steps, cfg {args.guidance_scale:g}), {result.summary()}")
+        print(f"{args.split} generation ({args.steps} steps, cfg {args.guidance_scale:g}), {result.summary()}")
         print(f"motion right per asked motion: {result.breakdown('motion')}")
     print(f"shape right per asked shape: {result.breakdown('shape')}")
     print(f"weights: {args.weights} ({size_mb:.1f} MB), torch threads: {args.threads}")
