@@ -99,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
         "on noisy samples, where the words must decide the shape)",
     )
     p.add_argument("--cache-size", type=int, help="training clips encoded for the transformer (new runs only)")
-    p.add_argument("--batch", type=int, help="transformer batch size (new runs only; default 16)")
+    p.add_argument("--batch", type=int, help="transformer batch size (new runs only; default 32; shipped runs: 16)")
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1: shared machines)")
     p.add_argument("--checkpoint-every", type=int, default=250, help="transformer steps between checkpoints")
     p.add_argument("--export", type=Path, help="also write the pipeline here at every checkpoint")
