@@ -439,3 +439,5 @@ def test_the_transformer_rate_warms_up_then_stays_or_anneals_to_final_lr() -> No
     assert all(a >= b for a, b in itertools.pairwise(rates))
     with pytest.raises(ValueError, match="final_lr"):
         dataclasses.replace(constant, final_lr=2e-3)
+    with pytest.raises(ValueError, match="loss_sigma_floor"):
+        dataclasses.replace(constant, loss_sigma_floor=0.0)

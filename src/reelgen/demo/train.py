@@ -140,6 +140,8 @@ class TrainConfig:
             raise ValueError(f"text_encoder must be 'joint' or 'frozen', not {self.text_encoder!r}")
         if not 0.0 <= self.canonical_captions <= 1.0 - self.caption_dropout:
             raise ValueError(f"canonical_captions must be between 0 and {1.0 - self.caption_dropout:g}")
+        if not 0.0 < self.loss_sigma_floor <= 1.0:
+            raise ValueError(f"loss_sigma_floor must be above 0 and at most 1, not {self.loss_sigma_floor:g}")
         if self.final_lr is not None and not 0.0 < self.final_lr <= self.lr:
             raise ValueError(f"final_lr must be above 0 and at most lr ({self.lr:g}), not {self.final_lr:g}")
 
