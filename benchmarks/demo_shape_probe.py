@@ -23,11 +23,11 @@ from diffusers.pipelines.wan.pipeline_wan import WanPipeline
 
 from reelgen.demo.captions import caption
 from reelgen.demo.checker import check
-from reelgen.demo.model import NUM_FRAMES, SIZE, UPSCALE, WEIGHTS_DIR, encode_prompts, normalize_latents
+from reelgen.demo.evaluate import display_frames
+from reelgen.demo.model import NUM_FRAMES, SIZE, WEIGHTS_DIR, encode_prompts, normalize_latents
 from reelgen.demo.train import clips_to_tensor
 from reelgen.demo.world import SceneSpec, render, sample_spec
-from reelgen.engines.wan import load_wan_pipeline
-from reelgen.media.resize import upscale_frames
+from reelgen.engines.wan import denormalize_latents, load_wan_pipeline
 
 KEEP_SIGMAS = (0.15, 0.3, 0.5, 0.7, 0.85, 1.0)
 SWITCH_SIGMAS = (0.5, 0.7, 0.85)
@@ -35,13 +35,8 @@ SWITCH_SIGMAS = (0.5, 0.7, 0.85)
 
 def read_shape(pipe: WanPipeline, latent: torch.Tensor, spec: SceneSpec) -> str:
     """Decode a normalized latent as WanPipeline does and return the shape the checker sees."""
-    vae = pipe.vae
-    shape = (1, vae.config["z_dim"], 1, 1, 1)
-    mean = torch.tensor(vae.config["latents_mean"]).view(shape)
-    std = torch.tensor(vae.config["latents_std"]).view(shape)
-    video = vae.decode(latent * std + mean).sample[0].permute(1, 2, 3, 0)
-    frames = ((video.clamp(-1, 1) + 1) * 127.5 + 0.5).to(torch.uint8).numpy()
-    return check(upscale_frames(frames, UPSCALE), spec).shape or "nothing"
+    video = pipe.vae.decode(denormalize_latents(pipe.vae, latent)).sample[0]
+    return check(display_frames(video), spec).shape or "nothing"
 
 
 def clean_prediction(

@@ -321,9 +321,9 @@ def cmd_train_demo(args: argparse.Namespace) -> int:
         decoder_lr=args.decoder_lr or defaults.decoder_lr,
         cache_size=args.cache_size or defaults.cache_size,
         batch=args.batch or defaults.batch,
-        lr=args.lr or defaults.lr,
+        lr=defaults.lr if args.lr is None else args.lr,
         final_lr=args.final_lr,
-        loss_sigma_floor=args.loss_sigma_floor or defaults.loss_sigma_floor,
+        loss_sigma_floor=defaults.loss_sigma_floor if args.loss_sigma_floor is None else args.loss_sigma_floor,
         text_encoder=args.text_encoder or defaults.text_encoder,
         canonical_captions=defaults.canonical_captions if args.canonical_captions is None else args.canonical_captions,
     )

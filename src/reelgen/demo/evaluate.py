@@ -64,8 +64,9 @@ class EvalResult:
         """For "shape" or "motion": asked value -> (clips that got it right, clips that asked for it)."""
         tallies: dict[str, tuple[int, int]] = {}
         for row in self.rows:
-            right, asked = tallies.get(str(row[f"asked_{attribute}"]), (0, 0))
-            tallies[str(row[f"asked_{attribute}"])] = (right + bool(row[f"{attribute}_ok"]), asked + 1)
+            value = str(row[f"asked_{attribute}"])
+            right, asked = tallies.get(value, (0, 0))
+            tallies[value] = (right + bool(row[f"{attribute}_ok"]), asked + 1)
         return dict(sorted(tallies.items()))
 
     def breakdown(self, attribute: str) -> str:
@@ -102,6 +103,12 @@ def generate(
         max_sequence_length=MAX_SEQUENCE_LENGTH,
     ).frames[0]
     return upscale_frames(np.clip(np.asarray(frames) * 255.0 + 0.5, 0, 255).astype(np.uint8), UPSCALE)
+
+
+def display_frames(video: torch.Tensor) -> np.ndarray:
+    """A decoded (3, T, H, W) video in [-1, 1] as the (T, H, W, 3) uint8 clip at display size the checker reads."""
+    frames = ((video.permute(1, 2, 3, 0).clamp(-1, 1) + 1) * 127.5 + 0.5).to(torch.uint8).numpy()
+    return upscale_frames(frames, UPSCALE)
 
 
 def evaluate(
@@ -145,6 +152,5 @@ def reconstruction_accuracy(pipe: WanPipeline, n: int = 50, seed: int = 1234) ->
         with torch.no_grad():
             x = vae.decode(vae.encode(clips_to_tensor(clip[None])).latent_dist.mode()).sample
         result.seconds.append(time.perf_counter() - started)
-        rec = ((x[0].permute(1, 2, 3, 0).clamp(-1, 1) + 1) * 127.5 + 0.5).to(torch.uint8).numpy()
-        result.record(check(upscale_frames(rec, UPSCALE), spec), spec)
+        result.record(check(display_frames(x[0]), spec), spec)
     return result

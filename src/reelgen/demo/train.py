@@ -217,7 +217,12 @@ def reconstruction_loss(rec: torch.Tensor, x: torch.Tensor, weight: torch.Tensor
 
 def _cosine_lr(peak: float, step: int, total: int) -> float:
     """50 warm-up steps, then a cosine down to a tenth of ``peak``."""
-    return peak * min(1.0, (step + 1) / 50) * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * step / total)))
+    return peak * min(1.0, (step + 1) / 50) * _cosine_decay(step / total, 0.1)
+
+
+def _cosine_decay(progress: float, end: float) -> float:
+    """A half cosine from 1 at ``progress`` 0 down to ``end`` at 1."""
+    return end + (1 - end) * 0.5 * (1 + math.cos(math.pi * progress))
 
 
 def transformer_lr(cfg: TrainConfig, step: int) -> float:
@@ -225,8 +230,7 @@ def transformer_lr(cfg: TrainConfig, step: int) -> float:
     rate = cfg.lr * min(1.0, (step + 1) / cfg.warmup)
     if cfg.final_lr is None:
         return rate
-    progress = min(1.0, step / max(cfg.steps, 1))
-    return rate * (cfg.final_lr / cfg.lr + (1 - cfg.final_lr / cfg.lr) * 0.5 * (1 + math.cos(math.pi * progress)))
+    return rate * _cosine_decay(min(1.0, step / max(cfg.steps, 1)), cfg.final_lr / cfg.lr)
 
 
 def object_mask(spec: SceneSpec, clip: np.ndarray, seed: int) -> np.ndarray:

@@ -319,7 +319,7 @@ class WanEngine(DiffusersEngine[AnyWanPipeline]):
     def _decode_latent_frames(self, latents: torch.Tensor, generation: int) -> Generator[np.ndarray, None, None]:
         self._check_current(generation)
         vae = self.pipe.vae
-        z = _denormalize(vae, latents.to(device=self.device, dtype=vae.dtype))
+        z = denormalize_latents(vae, latents.to(device=self.device, dtype=vae.dtype))
         if not _can_stream(vae):
             yield to_uint8_frames(_decode_all(vae, z))
             return
@@ -345,7 +345,7 @@ class WanEngine(DiffusersEngine[AnyWanPipeline]):
 # -- helpers (pure functions of tensors) ------------------------------------------------------------------
 
 
-def _denormalize(vae: AutoencoderKLWan, latents: torch.Tensor) -> torch.Tensor:
+def denormalize_latents(vae: AutoencoderKLWan, latents: torch.Tensor) -> torch.Tensor:
     """Diffusion latents -> VAE latents, as WanPipeline does before decoding: x * std + mean per channel."""
     shape = (1, vae.config["z_dim"], 1, 1, 1)
     mean = torch.tensor(vae.config["latents_mean"]).view(shape).to(latents.device, latents.dtype)
@@ -394,7 +394,7 @@ def _fit_preview_projection(vae: AutoencoderKLWan, scale: int) -> torch.Tensor:
     z_dim = vae.config["z_dim"]
     noise = torch.randn(1, z_dim, 1, 32, 32, generator=torch.Generator().manual_seed(0))
     device = next(vae.parameters()).device
-    decoded = _decode_all(vae, _denormalize(vae, noise.to(device, vae.dtype)))[:, :, 0]
+    decoded = _decode_all(vae, denormalize_latents(vae, noise.to(device, vae.dtype)))[:, :, 0]
     return fit_rgb_projection(noise[0, :, 0], decoded, scale)
 
 
