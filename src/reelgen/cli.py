@@ -98,6 +98,12 @@ def main(argv: list[str] | None = None) -> int:
         help="the clean-latent error weighs 1/max(sigma, this)^2 (new runs only; default 0.25; higher: more weight "
         "on noisy samples, where the words must decide the shape)",
     )
+    p.add_argument(
+        "--shape-swap",
+        type=float,
+        help="share of noisy samples (sigma >= 0.5) drawn from the scene with another shape, the caption and target "
+        "unchanged: teaches the words to decide the shape (new runs only; default 0)",
+    )
     p.add_argument("--cache-size", type=int, help="training clips encoded for the transformer (new runs only)")
     p.add_argument("--batch", type=int, help="transformer batch size (new runs only; default 32; shipped runs: 16)")
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1: shared machines)")
@@ -325,6 +331,7 @@ def cmd_train_demo(args: argparse.Namespace) -> int:
         final_lr=args.final_lr,
         loss_sigma_floor=defaults.loss_sigma_floor if args.loss_sigma_floor is None else args.loss_sigma_floor,
         text_encoder=args.text_encoder or defaults.text_encoder,
+        shape_swap=defaults.shape_swap if args.shape_swap is None else args.shape_swap,
         canonical_captions=defaults.canonical_captions if args.canonical_captions is None else args.canonical_captions,
     )
     try:

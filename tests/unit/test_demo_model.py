@@ -130,6 +130,42 @@ def test_training_steps_reduce_the_loss_on_a_fixed_batch(tmp_path: Path) -> None
     assert losses[-1] < 0.8 * losses[0], losses
 
 
+def test_swap_shape_changes_only_the_shape_and_stays_in_the_training_split() -> None:
+    from reelgen.demo.train import swap_shape
+    from reelgen.demo.world import is_held_out
+
+    rng = np.random.default_rng(3)
+    for i in range(200):
+        spec = sample_spec(rng, "train")
+        swapped = swap_shape(spec, seed=i)
+        assert swapped.shape != spec.shape and not is_held_out(swapped)
+        assert dataclasses.replace(swapped.primary, shape=spec.shape) == spec.primary
+        assert swapped.background == spec.background
+        assert swap_shape(spec, seed=i) == swapped
+
+
+def test_shape_swap_samples_start_from_the_swapped_scene_and_aim_at_the_true_one(tmp_path: Path) -> None:
+    config = dataclasses.replace(tiny_train_config(), shape_swap=1.0, shape_swap_min_sigma=0.0)
+    trainer = Trainer(tmp_path / "run", config, progress=lambda _: None)
+    trainer.train_vae()
+    cache = trainer.build_cache()
+    from reelgen.demo.model import normalize_latents
+    from reelgen.demo.train import spec_from_json
+
+    assert cache["swapped_latents"].shape == cache["latents"].shape
+    assert not torch.equal(cache["swapped_latents"], cache["latents"])
+    x0 = normalize_latents(trainer.pipe.vae, cache["latents"])
+    swapped = normalize_latents(trainer.pipe.vae, cache["swapped_latents"])
+    specs = [spec_from_json(s) for s in cache["specs"]]
+    with torch.no_grad():
+        plain = trainer.flow_matching_loss(x0, specs, step=0, masks=cache["masks"])
+        # A "swap" to the scene itself is the plain sample: the target reduces to the velocity noise - x0.
+        same = trainer.flow_matching_loss(x0, specs, step=0, masks=cache["masks"], swapped_all=x0)
+        other = trainer.flow_matching_loss(x0, specs, step=0, masks=cache["masks"], swapped_all=swapped)
+    assert torch.allclose(plain, same, rtol=1e-4)
+    assert abs(plain.item() - other.item()) > 1e-5 * plain.item()
+
+
 def test_resume_continues_the_step_counter_and_matches_an_uninterrupted_run(tmp_path: Path) -> None:
     quiet = {"progress": lambda _: None}
     straight = Trainer(tmp_path / "straight", tiny_train_config(steps=4), **quiet)
