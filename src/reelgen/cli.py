@@ -104,6 +104,11 @@ def main(argv: list[str] | None = None) -> int:
         help="share of noisy samples (sigma >= 0.5) drawn from the scene with another shape, the caption and target "
         "unchanged: teaches the words to decide the shape (new runs only; default 0)",
     )
+    p.add_argument(
+        "--object-weight",
+        type=float,
+        help="extra loss weight on latent positions the object covers (new runs only; default 4)",
+    )
     p.add_argument("--cache-size", type=int, help="training clips encoded for the transformer (new runs only)")
     p.add_argument("--batch", type=int, help="transformer batch size (new runs only; default 32; shipped runs: 16)")
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1: shared machines)")
@@ -332,6 +337,7 @@ def cmd_train_demo(args: argparse.Namespace) -> int:
         loss_sigma_floor=defaults.loss_sigma_floor if args.loss_sigma_floor is None else args.loss_sigma_floor,
         text_encoder=args.text_encoder or defaults.text_encoder,
         shape_swap=defaults.shape_swap if args.shape_swap is None else args.shape_swap,
+        object_weight=defaults.object_weight if args.object_weight is None else args.object_weight,
         canonical_captions=defaults.canonical_captions if args.canonical_captions is None else args.canonical_captions,
     )
     try:

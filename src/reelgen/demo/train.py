@@ -151,6 +151,8 @@ class TrainConfig:
             raise ValueError(f"canonical_captions must be between 0 and {1.0 - self.caption_dropout:g}")
         if not 0.0 < self.loss_sigma_floor <= 1.0:
             raise ValueError(f"loss_sigma_floor must be above 0 and at most 1, not {self.loss_sigma_floor:g}")
+        if self.object_weight < 0:
+            raise ValueError(f"object_weight must be 0 or more, not {self.object_weight:g}")
         if not 0.0 <= self.shape_swap <= 1.0:
             raise ValueError(f"shape_swap must be between 0 and 1, not {self.shape_swap:g}")
         if self.final_lr is not None and not 0.0 < self.final_lr <= self.lr:
