@@ -9,9 +9,13 @@ import sys
 import tempfile
 import threading
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from reelgen.domain.errors import ReelgenError
 from reelgen.settings import Settings
+
+if TYPE_CHECKING:
+    from reelgen.demo.train import TrainConfig
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -108,6 +112,12 @@ def main(argv: list[str] | None = None) -> int:
         "--object-weight",
         type=float,
         help="extra loss weight on latent positions the object covers (new runs only; default 4)",
+    )
+    p.add_argument(
+        "--shape-weight",
+        action="append",
+        metavar="SHAPE=W",
+        help="pick scenes of SHAPE W times as often for training batches (repeatable; new runs only; default 1 each)",
     )
     p.add_argument("--cache-size", type=int, help="training clips encoded for the transformer (new runs only)")
     p.add_argument("--batch", type=int, help="transformer batch size (new runs only; default 32; shipped runs: 16)")
@@ -264,8 +274,11 @@ def cmd_worker(args: argparse.Namespace) -> int:
     logging.getLogger("reelgen.worker").info(
         "worker started: %d thread(s) on %s", len(threads), settings.resolved_database_url.split("@")[-1]
     )
+    # Join with a timeout: the kernel may deliver SIGTERM to any thread, and a main thread blocked in an untimed
+    # join would never return to the interpreter to run the handler (a worker that ignores SIGTERM).
     for t in threads:
-        t.join()
+        while t.is_alive():
+            t.join(0.5)
     store.close()
     return 0
 
@@ -315,31 +328,16 @@ def cmd_users(args: argparse.Namespace) -> int:
 def cmd_train_demo(args: argparse.Namespace) -> int:
     import torch
 
-    from reelgen.demo.train import TrainConfig, Trainer
+    from reelgen.demo.train import Trainer
 
     torch.set_num_threads(max(args.threads, 1))
     run_dir = args.run_dir or Settings().home / "demo-run"
-    defaults = TrainConfig()
     # A resumed run keeps its saved settings except steps and checkpoint_every (see Trainer).
-    config = TrainConfig(
-        seed=args.seed,
-        steps=defaults.steps if args.steps is None else args.steps,
-        checkpoint_every=args.checkpoint_every,
-        vae_image_steps=defaults.vae_image_steps if args.vae_image_steps is None else args.vae_image_steps,
-        vae_steps=defaults.vae_steps if args.vae_steps is None else args.vae_steps,
-        vae_lr=args.vae_lr or defaults.vae_lr,
-        decoder_steps=args.decoder_steps or defaults.decoder_steps,
-        decoder_lr=args.decoder_lr or defaults.decoder_lr,
-        cache_size=args.cache_size or defaults.cache_size,
-        batch=args.batch or defaults.batch,
-        lr=defaults.lr if args.lr is None else args.lr,
-        final_lr=args.final_lr,
-        loss_sigma_floor=defaults.loss_sigma_floor if args.loss_sigma_floor is None else args.loss_sigma_floor,
-        text_encoder=args.text_encoder or defaults.text_encoder,
-        shape_swap=defaults.shape_swap if args.shape_swap is None else args.shape_swap,
-        object_weight=defaults.object_weight if args.object_weight is None else args.object_weight,
-        canonical_captions=defaults.canonical_captions if args.canonical_captions is None else args.canonical_captions,
-    )
+    try:
+        config = _train_config(args)
+    except ValueError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     try:
         trainer = Trainer(
             run_dir,
@@ -356,6 +354,46 @@ def cmd_train_demo(args: argparse.Namespace) -> int:
     step = trainer.run(max_seconds=args.max_minutes * 60 if args.max_minutes else None)
     print(f"transformer step {step}; pipeline in {run_dir / 'pipeline'}")
     return 0
+
+
+def _train_config(args: argparse.Namespace) -> TrainConfig:
+    from reelgen.demo.train import TrainConfig
+
+    defaults = TrainConfig()
+    return TrainConfig(
+        seed=args.seed,
+        steps=defaults.steps if args.steps is None else args.steps,
+        checkpoint_every=args.checkpoint_every,
+        vae_image_steps=defaults.vae_image_steps if args.vae_image_steps is None else args.vae_image_steps,
+        vae_steps=defaults.vae_steps if args.vae_steps is None else args.vae_steps,
+        vae_lr=args.vae_lr or defaults.vae_lr,
+        decoder_steps=args.decoder_steps or defaults.decoder_steps,
+        decoder_lr=args.decoder_lr or defaults.decoder_lr,
+        cache_size=args.cache_size or defaults.cache_size,
+        batch=args.batch or defaults.batch,
+        lr=defaults.lr if args.lr is None else args.lr,
+        final_lr=args.final_lr,
+        loss_sigma_floor=defaults.loss_sigma_floor if args.loss_sigma_floor is None else args.loss_sigma_floor,
+        text_encoder=args.text_encoder or defaults.text_encoder,
+        shape_swap=defaults.shape_swap if args.shape_swap is None else args.shape_swap,
+        object_weight=defaults.object_weight if args.object_weight is None else args.object_weight,
+        shape_weights=_shape_weights(args.shape_weight or []),
+        canonical_captions=defaults.canonical_captions if args.canonical_captions is None else args.canonical_captions,
+    )
+
+
+def _shape_weights(items: list[str]) -> dict[str, float]:
+    """`--shape-weight star=3 --shape-weight square=2` -> {"star": 3.0, "square": 2.0}."""
+    weights = {}
+    for item in items:
+        shape, sep, value = item.partition("=")
+        try:
+            weights[shape.strip()] = float(value)
+        except ValueError:
+            sep = ""
+        if not sep:
+            raise ValueError(f"--shape-weight takes SHAPE=WEIGHT (e.g. star=3), not {item!r}")
+    return weights
 
 
 def cmd_eval_demo(args: argparse.Namespace) -> int:

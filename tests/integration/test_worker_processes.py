@@ -168,6 +168,28 @@ def test_restarting_everything_loses_no_queued_job(client_store: JobStore, worke
         reopened.close()
 
 
+def _signal_a_thread_other_than_main(pid: int, signum: int) -> None:
+    """tgkill(2): the kernel may hand a process-directed SIGTERM to any of its threads; force the case that hung."""
+    import ctypes
+    import platform
+
+    tgkill = {"x86_64": 234, "aarch64": 131}[platform.machine()]
+    tid = next(int(t) for t in sorted(os.listdir(f"/proc/{pid}/task"), key=int) if int(t) != pid)
+    assert ctypes.CDLL(None, use_errno=True).syscall(tgkill, pid, tid, signum) == 0
+
+
+@pytest.mark.slow
+def test_sigterm_delivered_to_a_worker_thread_still_stops_the_worker(client_store: JobStore, workers: Workers) -> None:
+    proc = workers.start()
+    wait_for(lambda: client_store.workers(), 120, "the worker to check in")
+    _signal_a_thread_other_than_main(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(10)  # no second signal: one landing on the main thread would mask the bug
+    except subprocess.TimeoutExpired:
+        raise AssertionError("the worker ignored a SIGTERM that landed on one of its other threads") from None
+    assert proc.returncode == 0
+
+
 @pytest.mark.slow
 def test_idle_worker_process_starts_a_new_job_within_100ms(client_store: JobStore, workers: Workers) -> None:
     warm, _ = client_store.create("alice", tiny(steps=1, size="64x64"))

@@ -170,6 +170,23 @@ def test_shape_swap_samples_start_from_the_swapped_scene_and_aim_at_the_true_one
     assert abs(plain.item() - other.item()) > 1e-5 * plain.item()
 
 
+def test_shape_weights_pick_the_named_shapes_that_much_more_often(tmp_path: Path) -> None:
+    config = dataclasses.replace(tiny_train_config(), shape_weights={"star": 3.0}, batch=50)
+    trainer = Trainer(tmp_path / "run", config, progress=lambda _: None)
+    specs = [sample_spec(np.random.default_rng(i), "train") for i in range(400)]
+    stars = np.array([s.shape == "star" for s in specs])
+    picks = np.concatenate([trainer.pick_batch(specs, np.random.default_rng(i)) for i in range(400)])
+    expected = 3 * stars.sum() / (3 * stars.sum() + (~stars).sum())
+    assert abs(stars[picks].mean() - expected) < 0.02, (stars[picks].mean(), expected, stars.mean())
+    plain = Trainer(tmp_path / "plain", dataclasses.replace(config, shape_weights={}), progress=lambda _: None)
+    uniform = np.random.default_rng(0).integers(400, size=50)  # runs without weights draw their batches as before
+    assert np.array_equal(plain.pick_batch(specs, np.random.default_rng(0)), uniform)
+    with pytest.raises(ValueError, match="unknown shape 'moon'"):
+        dataclasses.replace(config, shape_weights={"moon": 2.0})
+    with pytest.raises(ValueError, match="shape_weights"):
+        dataclasses.replace(config, shape_weights={"star": 0.0})
+
+
 def test_resume_continues_the_step_counter_and_matches_an_uninterrupted_run(tmp_path: Path) -> None:
     quiet = {"progress": lambda _: None}
     straight = Trainer(tmp_path / "straight", tiny_train_config(steps=4), **quiet)
