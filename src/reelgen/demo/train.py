@@ -21,7 +21,8 @@ Stages, each resumable from the run folder (``--resume``):
    squared error counts ``1 + object_weight`` on latent positions the object covers (re-rendered masks, grown by
    one latent pixel), 1 elsewhere. With ``shape_swap`` the cache also holds each scene drawn with another shape
    (``swap_shape``), and that share of the noisier samples starts from it while caption and target stay the true
-   scene's. An EMA of the weights is what gets exported.
+   scene's. ``shape_weights`` picks scenes of the named shapes that much more often for batches. An EMA of the
+   weights is what gets exported.
 
 Every batch is a pure function of (seed, step), so a resumed run sees exactly the batches an uninterrupted
 one would. Checkpoints hold the step counter, weights, EMA and optimizer; each checkpoint also exports the EMA
