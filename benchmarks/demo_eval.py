@@ -55,6 +55,7 @@ def main() -> int:
         print(f"{args.split} generation ({args.steps} steps, cfg {args.guidance_scale:g}), {result.summary()}")
         print(f"motion right per asked motion: {result.breakdown('motion')}")
     print(f"shape right per asked shape: {result.breakdown('shape')}")
+    print(f"wrong shapes read as: {result.misread('shape') or '-'}")
     print(f"weights: {args.weights} ({size_mb:.1f} MB), torch threads: {args.threads}")
     return 0
 

@@ -9,6 +9,7 @@ on a gray background"), the clip is generated through the same ``WanPipeline.__c
 from __future__ import annotations
 
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -72,6 +73,17 @@ class EvalResult:
     def breakdown(self, attribute: str) -> str:
         """Right/asked per asked value ("left 12/12, shrink 0/6, ..."): which shapes or paths the model has learned."""
         return ", ".join(f"{value} {right}/{asked}" for value, (right, asked) in self.per_asked(attribute).items())
+
+    def misread(self, attribute: str) -> str:
+        """What the wrong ones were read as, per asked value ("star as circle 12, none 2; square as ...")."""
+        seen: dict[str, Counter[str]] = {}
+        for row in self.rows:
+            if not row[f"{attribute}_ok"]:
+                seen.setdefault(str(row[f"asked_{attribute}"]), Counter())[str(row[attribute])] += 1
+        return "; ".join(
+            f"{asked} as " + ", ".join(f"{value} {count}" for value, count in counts.most_common())
+            for asked, counts in sorted(seen.items())
+        )
 
     def summary(self) -> str:
         parts = [f"{a} {self.accuracy(a):.0%}" for a in ATTRIBUTES]
