@@ -109,6 +109,12 @@ def main(argv: list[str] | None = None) -> int:
         "unchanged: teaches the words to decide the shape (new runs only; default 0)",
     )
     p.add_argument(
+        "--shape-swap-min-sigma",
+        type=float,
+        help="the noise level from which --shape-swap applies (new runs only; default 0.5; lower: the words must "
+        "also override a shape that is already fairly visible)",
+    )
+    p.add_argument(
         "--object-weight",
         type=float,
         help="extra loss weight on latent positions the object covers (new runs only; default 4)",
@@ -376,6 +382,9 @@ def _train_config(args: argparse.Namespace) -> TrainConfig:
         loss_sigma_floor=defaults.loss_sigma_floor if args.loss_sigma_floor is None else args.loss_sigma_floor,
         text_encoder=args.text_encoder or defaults.text_encoder,
         shape_swap=defaults.shape_swap if args.shape_swap is None else args.shape_swap,
+        shape_swap_min_sigma=(
+            defaults.shape_swap_min_sigma if args.shape_swap_min_sigma is None else args.shape_swap_min_sigma
+        ),
         object_weight=defaults.object_weight if args.object_weight is None else args.object_weight,
         shape_weights=_shape_weights(args.shape_weight or []),
         canonical_captions=defaults.canonical_captions if args.canonical_captions is None else args.canonical_captions,

@@ -160,6 +160,8 @@ class TrainConfig:
             raise ValueError(f"object_weight must be 0 or more, not {self.object_weight:g}")
         if not 0.0 <= self.shape_swap <= 1.0:
             raise ValueError(f"shape_swap must be between 0 and 1, not {self.shape_swap:g}")
+        if not 0.0 <= self.shape_swap_min_sigma <= 1.0:
+            raise ValueError(f"shape_swap_min_sigma must be between 0 and 1, not {self.shape_swap_min_sigma:g}")
         for shape, weight in self.shape_weights.items():
             if shape not in SHAPES:
                 raise ValueError(f"shape_weights: unknown shape {shape!r} (shapes: {', '.join(SHAPES)})")
