@@ -146,6 +146,8 @@ def test_swap_shape_changes_only_the_shape_and_stays_in_the_training_split() -> 
         dataclasses.replace(tiny_train_config(), shape_swap=1.5)
     with pytest.raises(ValueError, match="object_weight"):
         dataclasses.replace(tiny_train_config(), object_weight=-1.0)
+    with pytest.raises(ValueError, match="shape_swap_min_sigma"):
+        dataclasses.replace(tiny_train_config(), shape_swap_min_sigma=1.5)
 
 
 def test_shape_swap_samples_start_from_the_swapped_scene_and_aim_at_the_true_one(tmp_path: Path) -> None:
