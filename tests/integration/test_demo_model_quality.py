@@ -1,13 +1,13 @@
 """The shipped reelgen-demo weights: they load offline, are the default model, are deterministic by seed, and on
 a dozen held-out captions (combinations of colour, shape and motion never seen in training) the classical checker
-finds the colour, background and motion the caption asks for.
+finds the colour, background and motion the caption asks for, and the shape more often than not.
 
-Issue 5's bar is colour >= 90%, motion >= 80%, shape >= 70%. The weights shipped in session 12 meet it on colour
-and motion and are at its edge on shape: on 100 held-out clips colour 98%, shape 69%, motion 98%, background 100%
-(a second 100: 93%, 71%, 98%; benchmarks/README.md "Demo model"); on this dozen colour 100%, shape 58% (4 of the 12
-ask for a star, which it does not draw), motion 100% (chance is about 1 in 12).
-The test guards colour, background and motion at 9 of 12 (the bar with a clip's slack); shape joins them once a
-trained model reaches it."""
+Issue 5's bar is colour >= 90%, motion >= 80%, shape >= 70%. The weights shipped in session 12 meet it: on 100
+held-out clips colour 97%, shape 74%, motion 98%, background 100% (a second 100: 92%, 77%, 96%; benchmarks/README.md
+"Demo model"); on this dozen colour 92%, shape 58% (4 of the 12 ask for a star, which it draws one time in five),
+motion 92% (chance is about 1 in 12). The test guards colour and background at the issue's 90% (11 of 12), motion
+at 9 of 12 (the bar with a clip's slack) and shape at half (a third of this dozen asks for a star): it meets the
+bar for shape on 100 clips, not on this dozen."""
 
 from __future__ import annotations
 
@@ -63,13 +63,14 @@ def test_generation_is_deterministic_by_seed(pipe) -> None:  # type: ignore[no-u
     assert not np.array_equal(a, c)
 
 
-def test_held_out_captions_get_their_colour_and_background(pipe) -> None:  # type: ignore[no-untyped-def]
+def test_held_out_captions_get_their_colour_background_motion_and_shape(pipe) -> None:  # type: ignore[no-untyped-def]
     result = evaluate(pipe, n=12)
     summary = f"{result.summary()}; motion right per asked motion: {result.breakdown('motion')}"
     assert sum(asked for _, asked in result.per_asked("motion").values()) == 12, summary
     assert result.accuracy("colour") >= 0.9, summary
     assert result.accuracy("background") >= 0.9, summary
     assert result.accuracy("motion") >= 9 / 12, summary
+    assert result.accuracy("shape") >= 6 / 12, f"{summary}; shape right per asked shape: {result.breakdown('shape')}"
 
 
 @pytest.mark.slow
