@@ -395,13 +395,11 @@ def _shape_weights(items: list[str]) -> dict[str, float]:
     """`--shape-weight star=3 --shape-weight square=2` -> {"star": 3.0, "square": 2.0}."""
     weights = {}
     for item in items:
-        shape, sep, value = item.partition("=")
+        shape, _, value = item.partition("=")
         try:
-            weights[shape.strip()] = float(value)
+            weights[shape.strip()] = float(value)  # no "=": value is "", not a number
         except ValueError:
-            sep = ""
-        if not sep:
-            raise ValueError(f"--shape-weight takes SHAPE=WEIGHT (e.g. star=3), not {item!r}")
+            raise ValueError(f"--shape-weight takes SHAPE=WEIGHT (e.g. star=3), not {item!r}") from None
     return weights
 
 
