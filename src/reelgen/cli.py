@@ -125,6 +125,13 @@ def main(argv: list[str] | None = None) -> int:
         metavar="SHAPE=W",
         help="pick scenes of SHAPE W times as often for training batches (repeatable; new runs only; default 1 each)",
     )
+    p.add_argument(
+        "--swap-source-weight",
+        action="append",
+        metavar="SHAPE=W",
+        help="with --shape-swap, redraw scenes as SHAPE W times as often as each other shape (repeatable; new runs "
+        "only; e.g. circle=5: the round blob sampling starts from, to be turned into the shape the words ask for)",
+    )
     p.add_argument("--cache-size", type=int, help="training clips encoded for the transformer (new runs only)")
     p.add_argument("--batch", type=int, help="transformer batch size (new runs only; default 32; shipped runs: 16)")
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1: shared machines)")
@@ -386,12 +393,13 @@ def _train_config(args: argparse.Namespace) -> TrainConfig:
             defaults.shape_swap_min_sigma if args.shape_swap_min_sigma is None else args.shape_swap_min_sigma
         ),
         object_weight=defaults.object_weight if args.object_weight is None else args.object_weight,
-        shape_weights=_shape_weights(args.shape_weight or []),
+        shape_weights=_shape_weights(args.shape_weight or [], "--shape-weight"),
+        swap_source_weights=_shape_weights(args.swap_source_weight or [], "--swap-source-weight"),
         canonical_captions=defaults.canonical_captions if args.canonical_captions is None else args.canonical_captions,
     )
 
 
-def _shape_weights(items: list[str]) -> dict[str, float]:
+def _shape_weights(items: list[str], flag: str) -> dict[str, float]:
     """`--shape-weight star=3 --shape-weight square=2` -> {"star": 3.0, "square": 2.0}."""
     weights = {}
     for item in items:
@@ -399,7 +407,7 @@ def _shape_weights(items: list[str]) -> dict[str, float]:
         try:
             weights[shape.strip()] = float(value)  # no "=": value is "", not a number
         except ValueError:
-            raise ValueError(f"--shape-weight takes SHAPE=WEIGHT (e.g. star=3), not {item!r}") from None
+            raise ValueError(f"{flag} takes SHAPE=WEIGHT (e.g. star=3), not {item!r}") from None
     return weights
 
 

@@ -150,6 +150,23 @@ def test_swap_shape_changes_only_the_shape_and_stays_in_the_training_split() -> 
         dataclasses.replace(tiny_train_config(), shape_swap_min_sigma=1.5)
 
 
+def test_swap_source_weights_redraw_scenes_as_the_named_shape_that_much_more_often() -> None:
+    from reelgen.demo.train import swap_shape
+    from reelgen.demo.world import is_held_out
+
+    rng = np.random.default_rng(4)
+    specs = [s for s in (sample_spec(rng, "train") for _ in range(1500)) if s.shape != "circle"]
+    plain = [swap_shape(s, seed=i) for i, s in enumerate(specs)]
+    weighted = [swap_shape(s, seed=i, weights={"circle": 5.0}) for i, s in enumerate(specs)]
+    assert all(w.shape != s.shape and not is_held_out(w) for w, s in zip(weighted, specs, strict=True))
+    # Six other shapes (fewer where a held-out triple rules one out): circle odds 5 of 10, against 1 of 6 unweighted.
+    circles = np.mean([w.shape == "circle" for w in weighted])
+    assert 0.42 < circles < 0.6 and np.mean([p.shape == "circle" for p in plain]) < 0.25, circles
+    assert swap_shape(specs[0], seed=0, weights={}) == plain[0]  # no weights: the caches of earlier runs
+    with pytest.raises(ValueError, match="swap_source_weights: unknown shape 'moon'"):
+        dataclasses.replace(tiny_train_config(), swap_source_weights={"moon": 2.0})
+
+
 def test_shape_swap_samples_start_from_the_swapped_scene_and_aim_at_the_true_one(tmp_path: Path) -> None:
     config = dataclasses.replace(tiny_train_config(), shape_swap=1.0, shape_swap_min_sigma=0.0)
     trainer = Trainer(tmp_path / "run", config, progress=lambda _: None)

@@ -133,6 +133,10 @@ class TrainConfig:
     # squares were the shapes the transformer drew worst (session 11: 0/21 and 9/19 held out) while the VAE gives
     # them back; picking them more often spends more of the updates where the errors are.
     shape_weights: dict[str, float] = field(default_factory=dict)
+    # How often each shape is the one a scene is redrawn as for --shape-swap, relative to 1 (shapes not named: 1).
+    # Sampling, the first steps draw a round blob whatever the words say, and stars were read as circles (session
+    # 12: 4/21 held out): a circle as the swapped-in shape is exactly the input the words must turn into a star.
+    swap_source_weights: dict[str, float] = field(default_factory=dict)
     # Learning-rate multiplier for the transformer's absolute position tables (demo.transformer): they start at
     # zero in a warm-started model, and at the base rate they had grown to a norm of 0.1-0.5 after 1,000 steps,
     # next to token vectors of norm ~16, too faint to tell frames apart.
@@ -162,11 +166,12 @@ class TrainConfig:
             raise ValueError(f"shape_swap must be between 0 and 1, not {self.shape_swap:g}")
         if not 0.0 <= self.shape_swap_min_sigma <= 1.0:
             raise ValueError(f"shape_swap_min_sigma must be between 0 and 1, not {self.shape_swap_min_sigma:g}")
-        for shape, weight in self.shape_weights.items():
-            if shape not in SHAPES:
-                raise ValueError(f"shape_weights: unknown shape {shape!r} (shapes: {', '.join(SHAPES)})")
-            if not 0.0 < weight <= 100.0:
-                raise ValueError(f"shape_weights[{shape!r}] must be above 0 and at most 100, not {weight:g}")
+        for name, weights in (("shape_weights", self.shape_weights), ("swap_source_weights", self.swap_source_weights)):
+            for shape, weight in weights.items():
+                if shape not in SHAPES:
+                    raise ValueError(f"{name}: unknown shape {shape!r} (shapes: {', '.join(SHAPES)})")
+                if not 0.0 < weight <= 100.0:
+                    raise ValueError(f"{name}[{shape!r}] must be above 0 and at most 100, not {weight:g}")
         if self.final_lr is not None and not 0.0 < self.final_lr <= self.lr:
             raise ValueError(f"final_lr must be above 0 and at most lr ({self.lr:g}), not {self.final_lr:g}")
 
@@ -278,12 +283,18 @@ def latent_mask(mask: np.ndarray, spatial: int, temporal: int) -> np.ndarray:
     return grown
 
 
-def swap_shape(spec: SceneSpec, seed: int) -> SceneSpec:
+def swap_shape(spec: SceneSpec, seed: int, weights: dict[str, float] | None = None) -> SceneSpec:
     """The scene with its object drawn as another shape, chosen by ``seed`` among those that keep the
-    (colour, shape, motion) triple in the training split: everything else, the render seed included, stays."""
+    (colour, shape, motion) triple in the training split (``weights``: relative odds by shape, 1 if not named):
+    everything else, the render seed included, stays."""
     obj = spec.primary
     others = [s for s in SHAPES if s != obj.shape and (obj.colour, s, obj.motion) not in HELD_OUT]
-    shape = others[int(np.random.default_rng([seed, 5]).integers(len(others)))]
+    rng = np.random.default_rng([seed, 5])
+    if weights:
+        odds = np.array([weights.get(s, 1.0) for s in others])
+        shape = others[int(rng.choice(len(others), p=odds / odds.sum()))]
+    else:  # the draw of every run before swap_source_weights: their caches stay the same
+        shape = others[int(rng.integers(len(others)))]
     return replace(spec, objects=(replace(obj, shape=shape), *spec.objects[1:]))
 
 
@@ -473,10 +484,15 @@ class Trainer:
                 "specs": [spec_to_json(s) for s in specs],
             }
             _save(cache, path)
-        if self.config.shape_swap > 0 and "swapped_latents" not in cache:
-            # Added to an existing cache in place: a continued run can reuse a cache built without them.
-            swapped = [swap_shape(spec, int(seed)) for spec, seed in zip(specs, seeds, strict=True)]
+        odds = self.config.swap_source_weights
+        if self.config.shape_swap > 0 and (
+            "swapped_latents" not in cache or cache.get("swap_source_weights", {}) != odds
+        ):
+            # Added to an existing cache in place: a continued run can reuse a cache built without them (or with
+            # other swap odds, whose swapped scenes are redrawn).
+            swapped = [swap_shape(spec, int(seed), odds) for spec, seed in zip(specs, seeds, strict=True)]
             cache["swapped_latents"] = self._encode(swapped, seeds, "swap cache")
+            cache["swap_source_weights"] = dict(odds)
             _save(cache, path)
         set_latent_stats(vae, cache["mean"], cache["std"])
         # Object masks are cheap to re-render (a few ms a clip), so caches store only latents and specs.
