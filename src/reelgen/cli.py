@@ -115,6 +115,17 @@ def main(argv: list[str] | None = None) -> int:
         "also override a shape that is already fairly visible)",
     )
     p.add_argument(
+        "--rollout",
+        type=float,
+        help="share of noisy samples (sigma >= --rollout-min-sigma) whose input is one sampling step from a "
+        "noisier one with the model's own prediction, the target the true scene (new runs only; default 0)",
+    )
+    p.add_argument(
+        "--rollout-min-sigma",
+        type=float,
+        help="the noise level from which --rollout applies (new runs only; default 0.3)",
+    )
+    p.add_argument(
         "--object-weight",
         type=float,
         help="extra loss weight on latent positions the object covers (new runs only; default 4)",
@@ -392,6 +403,8 @@ def _train_config(args: argparse.Namespace) -> TrainConfig:
         shape_swap_min_sigma=(
             defaults.shape_swap_min_sigma if args.shape_swap_min_sigma is None else args.shape_swap_min_sigma
         ),
+        rollout=defaults.rollout if args.rollout is None else args.rollout,
+        rollout_min_sigma=defaults.rollout_min_sigma if args.rollout_min_sigma is None else args.rollout_min_sigma,
         object_weight=defaults.object_weight if args.object_weight is None else args.object_weight,
         shape_weights=_shape_weights(args.shape_weight or [], "--shape-weight"),
         swap_source_weights=_shape_weights(args.swap_source_weight or [], "--swap-source-weight"),

@@ -189,6 +189,26 @@ def test_shape_swap_samples_start_from_the_swapped_scene_and_aim_at_the_true_one
     assert abs(plain.item() - other.item()) > 1e-5 * plain.item()
 
 
+def test_rollout_samples_start_from_one_sampling_step_with_the_models_own_prediction(tmp_path: Path) -> None:
+    config = dataclasses.replace(tiny_train_config(), rollout=1.0, rollout_min_sigma=0.5, batch=6)
+    trainer = Trainer(tmp_path / "run", config, progress=lambda _: None)
+    torch.manual_seed(0)
+    x0, noise = torch.randn(2, config.batch, TINY.z_dim, 17, 16, 16)
+    sigma = torch.linspace(0.1, 0.95, config.batch)
+    s = sigma.view(-1, 1, 1, 1, 1)
+    xt, target = (1 - s) * x0 + s * noise, noise - x0
+    embeds = torch.randn(config.batch, 8, trainer.pipe.transformer.config.text_dim)
+    rolled, rolled_target = trainer._roll_out(xt, target, x0, x0, noise, sigma, embeds, step=0)
+    low = sigma < 0.5
+    assert torch.equal(rolled[low], xt[low]) and torch.equal(rolled_target[low], target[low])
+    # Above the floor the input moved (a random model is no oracle), and the target is still the velocity that
+    # lands on the true x0 from it.
+    assert (rolled[~low] - xt[~low]).abs().amax(dim=(1, 2, 3, 4)).min() > 1e-3
+    assert torch.allclose(rolled - s * rolled_target, x0, atol=1e-5)
+    with pytest.raises(ValueError, match="rollout"):
+        dataclasses.replace(config, rollout=1.5)
+
+
 def test_shape_weights_pick_the_named_shapes_that_much_more_often(tmp_path: Path) -> None:
     config = dataclasses.replace(tiny_train_config(), shape_weights={"star": 3.0}, batch=50)
     trainer = Trainer(tmp_path / "run", config, progress=lambda _: None)

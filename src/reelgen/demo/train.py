@@ -21,8 +21,9 @@ Stages, each resumable from the run folder (``--resume``):
    squared error counts ``1 + object_weight`` on latent positions the object covers (re-rendered masks, grown by
    one latent pixel), 1 elsewhere. With ``shape_swap`` the cache also holds each scene drawn with another shape
    (``swap_shape``), and that share of the noisier samples starts from it while caption and target stay the true
-   scene's. ``shape_weights`` picks scenes of the named shapes that much more often for batches. An EMA of the
-   weights is what gets exported.
+   scene's. With ``rollout`` a share of them takes as input one Euler step of sampling from a noisier version,
+   with the model's own prediction there (the round blobs sampling makes, not sharp shapes). ``shape_weights``
+   picks scenes of the named shapes that much more often for batches. An EMA of the weights is what gets exported.
 
 Every batch is a pure function of (seed, step), so a resumed run sees exactly the batches an uninterrupted
 one would. Checkpoints hold the step counter, weights, EMA and optimizer; each checkpoint also exports the EMA
@@ -137,6 +138,13 @@ class TrainConfig:
     # Sampling, the first steps draw a round blob whatever the words say, and stars were read as circles (session
     # 12: 4/21 held out): a circle as the swapped-in shape is exactly the input the words must turn into a star.
     swap_source_weights: dict[str, float] = field(default_factory=dict)
+    # Share of samples at sigma >= rollout_min_sigma whose noisy input is what sampling would give there: the
+    # scene noised to a higher sigma (drawn between sigma and 1), the model's own prediction from it (no
+    # gradient, no guidance), one Euler step down to sigma; the target stays the true scene. Sampling, the first
+    # steps draw a round blob the later ones read as a circle; a swapped scene (shape_swap) is a sharp shape,
+    # this is the blob itself, where the words asking for a star have to win.
+    rollout: float = 0.0
+    rollout_min_sigma: float = 0.3
     # Learning-rate multiplier for the transformer's absolute position tables (demo.transformer): they start at
     # zero in a warm-started model, and at the base rate they had grown to a norm of 0.1-0.5 after 1,000 steps,
     # next to token vectors of norm ~16, too faint to tell frames apart.
@@ -166,6 +174,10 @@ class TrainConfig:
             raise ValueError(f"shape_swap must be between 0 and 1, not {self.shape_swap:g}")
         if not 0.0 <= self.shape_swap_min_sigma <= 1.0:
             raise ValueError(f"shape_swap_min_sigma must be between 0 and 1, not {self.shape_swap_min_sigma:g}")
+        if not 0.0 <= self.rollout <= 1.0:
+            raise ValueError(f"rollout must be between 0 and 1, not {self.rollout:g}")
+        if not 0.05 <= self.rollout_min_sigma <= 1.0:
+            raise ValueError(f"rollout_min_sigma must be between 0.05 and 1, not {self.rollout_min_sigma:g}")
         for name, weights in (("shape_weights", self.shape_weights), ("swap_source_weights", self.swap_source_weights)):
             for shape, weight in weights.items():
                 if shape not in SHAPES:
@@ -635,15 +647,50 @@ class Trainer:
             source = torch.where(swap.view(-1, 1, 1, 1, 1), swapped_all[torch.from_numpy(idx)], x0)
         xt = (1 - s) * source + s * noise
         embeds = encode_prompts(pipe, prompts)
-        pred = pipe.transformer(xt, sigma * 1000, embeds, return_dict=False)[0]
         # The velocity that lands on the true x0 from x_t, (x_t - x0) / s: noise - x0 unless drawn from a swap.
-        error = (pred - (noise - x0 + (1 - s) / s * (source - x0))).square()
+        target = noise - x0 + (1 - s) / s * (source - x0)
+        if cfg.rollout > 0:
+            xt, target = self._roll_out(xt, target, x0, source, noise, sigma, embeds, step)
+        pred = pipe.transformer(xt, sigma * 1000, embeds, return_dict=False)[0]
+        error = (pred - target).square()
         if cfg.model.prediction == "sample":
             error = error * (sigma / cfg.loss_sigma_floor).clamp(max=1.0).square().view(-1, 1, 1, 1, 1)
         if masks is None or cfg.object_weight == 0:
             return error.mean()
         weight = 1.0 + cfg.object_weight * masks[torch.from_numpy(idx)].float()
         return (weight * error).sum() / (weight.sum() * x0.shape[1])
+
+    def _roll_out(
+        self,
+        xt: torch.Tensor,
+        target: torch.Tensor,
+        x0: torch.Tensor,
+        source: torch.Tensor,
+        noise: torch.Tensor,
+        sigma: torch.Tensor,
+        embeds: torch.Tensor,
+        step: int,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """x_t and target with TrainConfig.rollout's samples replaced: one Euler step of sampling from a noisier
+        x_hi of the same scene and noise to sigma, with the model's own velocity there; the target is the
+        velocity from that x_t to the true x0. Draws come from their own stream: other runs' batches stay."""
+        cfg = self.config
+        gen = _torch_gen(cfg.seed, 4, step)
+        chosen = (torch.rand(cfg.batch, generator=gen) < cfg.rollout) & (sigma >= cfg.rollout_min_sigma)
+        higher = sigma + (1 - sigma) * torch.rand(cfg.batch, generator=gen)
+        idx = chosen.nonzero().squeeze(1)
+        if len(idx) == 0:
+            return xt, target
+        s = sigma[idx].view(-1, 1, 1, 1, 1)
+        s_hi = higher[idx].view(-1, 1, 1, 1, 1)
+        x_hi = (1 - s_hi) * source[idx] + s_hi * noise[idx]
+        with torch.no_grad():
+            velocity = self.pipe.transformer(x_hi, higher[idx] * 1000, embeds[idx], return_dict=False)[0]
+        rolled = x_hi + (s - s_hi) * velocity
+        xt, target = xt.clone(), target.clone()
+        xt[idx] = rolled
+        target[idx] = (rolled - x0[idx]) / s
+        return xt, target
 
     def pick_batch(self, specs: list[SceneSpec], rng: np.random.Generator) -> np.ndarray:
         """Indices of the cached scenes in one batch, drawn with replacement (weighted by TrainConfig.shape_weights)."""
