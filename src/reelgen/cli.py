@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import signal
 import sys
@@ -90,6 +91,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("--decoder-lr", type=float, help="its peak learning rate (new runs only; default 1e-4)")
     p.add_argument("--lr", type=float, help="transformer peak learning rate (new runs only; default 1e-3)")
+    p.add_argument(
+        "--ffn-dim",
+        type=int,
+        help="the transformer's feed-forward width (new runs only; default 256); an --init-transformer of a width "
+        "that divides it is widened to it, computing the same function",
+    )
     p.add_argument(
         "--final-lr",
         type=float,
@@ -386,6 +393,7 @@ def _train_config(args: argparse.Namespace) -> TrainConfig:
     defaults = TrainConfig()
     return TrainConfig(
         seed=args.seed,
+        model=defaults.model if args.ffn_dim is None else dataclasses.replace(defaults.model, ffn_dim=args.ffn_dim),
         steps=defaults.steps if args.steps is None else args.steps,
         checkpoint_every=args.checkpoint_every,
         vae_image_steps=defaults.vae_image_steps if args.vae_image_steps is None else args.vae_image_steps,

@@ -467,6 +467,30 @@ def test_sample_prediction_returns_the_velocity_to_the_predicted_clean_latent(tm
         build_transformer(dataclasses.replace(TINY, prediction="epsilon"))
 
 
+def test_an_init_transformer_with_a_narrower_feed_forward_loads_widened_and_computes_the_same(tmp_path: Path) -> None:
+    from reelgen.demo.model import build_transformer
+    from reelgen.demo.train import load_transformer_weights
+
+    torch.manual_seed(3)
+    narrow = build_transformer(TINY)
+    for p in narrow.parameters():  # trained-looking weights: zero-initialised heads would hide a wrong widening
+        p.data.normal_(0, 0.2)
+    narrow.save_pretrained(tmp_path / "narrow")
+    wide = build_transformer(dataclasses.replace(TINY, ffn_dim=TINY.ffn_dim * 2))
+    load_transformer_weights(wide, tmp_path / "narrow")
+    assert wide.blocks[0].ffn.net[2].weight.shape[1] == 2 * TINY.ffn_dim
+    x, t, text = torch.randn(2, 4, 17, 16, 16), torch.tensor([700.0, 250.0]), torch.randn(2, 5, 16)
+    with torch.no_grad():
+        before, after = narrow(x, t, text).sample, wide(x, t, text).sample
+    # The same function up to the 1% that lets the copies part ways.
+    assert 0 < (after - before).abs().max() < 0.03 * before.abs().max()
+    copies = wide.blocks[0].ffn.net[0].proj.weight
+    assert not torch.equal(copies[: TINY.ffn_dim], copies[TINY.ffn_dim :])
+    odd = build_transformer(dataclasses.replace(TINY, ffn_dim=TINY.ffn_dim + 8))
+    with pytest.raises(ValueError, match="not a multiple"):
+        load_transformer_weights(odd, tmp_path / "narrow")
+
+
 def test_pooled_text_starts_silent_and_then_modulates_every_token(tmp_path: Path) -> None:
     from reelgen.demo.model import build_transformer
     from reelgen.demo.train import load_transformer_weights

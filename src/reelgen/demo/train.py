@@ -202,6 +202,7 @@ def load_transformer_weights(transformer: torch.nn.Module, folder: Path) -> None
     state: dict[str, torch.Tensor] = {}
     for file in sorted(folder.glob("*.safetensors")):
         state.update(load_file(file))
+    state = widen_ffn(state, transformer.state_dict())
     missing, unexpected = transformer.load_state_dict(state, strict=False)
     allowed = {
         "patch_embedding.frame_embed",
@@ -215,6 +216,36 @@ def load_transformer_weights(transformer: torch.nn.Module, folder: Path) -> None
     }
     if unexpected or set(missing) - allowed:
         raise ValueError(f"{folder}: weights do not fit the demo transformer (missing {missing}, extra {unexpected})")
+
+
+def widen_ffn(
+    state: dict[str, torch.Tensor], target: dict[str, torch.Tensor], noise: float = 0.01
+) -> dict[str, torch.Tensor]:
+    """``state`` with each block's feed-forward widened to ``target``'s hidden width (a multiple), computing
+    nearly the same function: every hidden unit is repeated and the output weights divided by the copies (the
+    activation is elementwise, so this alone is exact), then ``noise`` (relative to the weights' spread, seeded)
+    on the copies' input weights, or they would get the same gradients and stay copies. Other weights, and a
+    state of the same width, pass as they are."""
+    gen = torch.Generator().manual_seed(0)
+    wide = dict(state)
+    for name, value in state.items():
+        want = target.get(name)
+        if want is None or want.shape == value.shape or ".ffn.net." not in name:
+            continue
+        if name.endswith((".ffn.net.0.proj.weight", ".ffn.net.0.proj.bias")):
+            dim = 0
+        elif name.endswith(".ffn.net.2.weight"):
+            dim = 1
+        else:
+            continue
+        copies, rest = divmod(want.shape[dim], value.shape[dim])
+        if rest or copies < 1:
+            raise ValueError(f"{name}: feed-forward width {want.shape[dim]} is not a multiple of {value.shape[dim]}")
+        tiled = value.repeat(*(copies if d == dim else 1 for d in range(value.dim())))
+        if name.endswith(".weight") and dim == 0 and noise:
+            tiled = tiled + noise * tiled.std() * torch.randn(tiled.shape, generator=gen)
+        wide[name] = tiled / copies if dim == 1 else tiled
+    return wide
 
 
 def clips_to_tensor(clips: np.ndarray) -> torch.Tensor:
