@@ -133,6 +133,11 @@ def main(argv: list[str] | None = None) -> int:
         help="the noise level from which --rollout applies (new runs only; default 0.3)",
     )
     p.add_argument(
+        "--detail-weight",
+        type=float,
+        help="extra loss weight on latent detail (|x0 - its 3x3 mean|, relative; new runs only; default 0)",
+    )
+    p.add_argument(
         "--object-weight",
         type=float,
         help="extra loss weight on latent positions the object covers (new runs only; default 4)",
@@ -413,6 +418,7 @@ def _train_config(args: argparse.Namespace) -> TrainConfig:
         ),
         rollout=defaults.rollout if args.rollout is None else args.rollout,
         rollout_min_sigma=defaults.rollout_min_sigma if args.rollout_min_sigma is None else args.rollout_min_sigma,
+        detail_weight=defaults.detail_weight if args.detail_weight is None else args.detail_weight,
         object_weight=defaults.object_weight if args.object_weight is None else args.object_weight,
         shape_weights=_shape_weights(args.shape_weight or [], "--shape-weight"),
         swap_source_weights=_shape_weights(args.swap_source_weight or [], "--swap-source-weight"),

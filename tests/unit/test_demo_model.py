@@ -561,3 +561,16 @@ def test_the_transformer_rate_warms_up_then_stays_or_anneals_to_final_lr() -> No
         dataclasses.replace(constant, final_lr=2e-3)
     with pytest.raises(ValueError, match="loss_sigma_floor"):
         dataclasses.replace(constant, loss_sigma_floor=0.0)
+
+
+def test_latent_detail_is_high_on_edges_and_zero_on_flat_areas() -> None:
+    from reelgen.demo.train import latent_detail
+
+    x0 = torch.zeros(1, 2, 3, 8, 8)
+    x0[:, :, :, 2:5, 2:5] = 1.0  # a square: edges, a flat inside, a flat outside
+    detail = latent_detail(x0)
+    assert detail.mean().item() == pytest.approx(1.0)
+    assert detail[0, 0, 0, 3, 3] == 0 and detail[0, 0, 0, 7, 7] == 0
+    assert detail[0, 0, 0, 2, 2] > 1 and detail[0, 0, 0, 1, 3] > 1
+    with pytest.raises(ValueError, match="detail_weight"):
+        dataclasses.replace(tiny_train_config(), detail_weight=-1)
