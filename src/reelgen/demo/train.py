@@ -22,8 +22,9 @@ Stages, each resumable from the run folder (``--resume``):
    one latent pixel), 1 elsewhere. With ``shape_swap`` the cache also holds each scene drawn with another shape
    (``swap_shape``), and that share of the noisier samples starts from it while caption and target stay the true
    scene's. With ``rollout`` a share of them takes as input one Euler step of sampling from a noisier version,
-   with the model's own prediction there (the round blobs sampling makes, not sharp shapes). ``shape_weights``
-   picks scenes of the named shapes that much more often for batches. An EMA of the weights is what gets exported.
+   with the model's own prediction there (the round blobs sampling makes, not sharp shapes); ``detail_weight``
+   weighs the error more where the latents hold edges and points. ``shape_weights`` picks scenes of the named
+   shapes that much more often for batches. An EMA of the weights is what gets exported.
 
 Every batch is a pure function of (seed, step), so a resumed run sees exactly the batches an uninterrupted
 one would. Checkpoints hold the step counter, weights, EMA and optimizer; each checkpoint also exports the EMA
